@@ -1,0 +1,1 @@
+"""The ``vip2clip`` command line."""
