@@ -43,19 +43,25 @@ def is_remote(uri: str) -> bool:
     return _scheme(uri) in S3_SCHEMES
 
 
-def filesystem(uri: str, storage: StorageConfig | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
+def filesystem(
+    uri: str, storage: StorageConfig | None = None
+) -> tuple[fsspec.AbstractFileSystem, str]:
     """Return the fsspec filesystem serving ``uri`` and the path inside it."""
     storage = storage or StorageConfig()
     scheme = _scheme(uri)
     if scheme in S3_SCHEMES:
         return _s3_filesystem(storage), uri.split("://", 1)[1].rstrip("/")
     if scheme not in ("", "file"):
-        raise StorageError(f"unsupported URI scheme {scheme!r} in {uri!r}; use a local path or s3://")
+        raise StorageError(
+            f"unsupported URI scheme {scheme!r} in {uri!r}; use a local path or s3://"
+        )
     path = uri.split("://", 1)[1] if scheme == "file" else uri
     return fsspec.filesystem("file"), str(Path(path).expanduser().absolute())
 
 
-def pyarrow_filesystem(uri: str, storage: StorageConfig | None = None) -> tuple[pafs.FileSystem, str]:
+def pyarrow_filesystem(
+    uri: str, storage: StorageConfig | None = None
+) -> tuple[pafs.FileSystem, str]:
     """Like :func:`filesystem`, wrapped for pyarrow and Ray Data readers and writers."""
     fs, path = filesystem(uri, storage)
     return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), path
@@ -100,17 +106,19 @@ def exists(uri: str, storage: StorageConfig | None = None) -> bool:
     return bool(fs.exists(path))
 
 
-def local_copy(uri: str, storage: StorageConfig | None = None, cache_dir: Path | None = None) -> Path:
+def local_copy(
+    uri: str, storage: StorageConfig | None = None, cache_dir: Path | None = None
+) -> Path:
     """Return a local path holding the content of ``uri``; remote objects are cached.
 
     The cache key includes the object's ETag (or size and mtime), so a replaced
     object is fetched again while repeated loads on one node read it once.
     """
     if not is_remote(uri):
-        path = Path(filesystem(uri, storage)[1])
-        if not path.is_file():
+        local = Path(filesystem(uri, storage)[1])
+        if not local.is_file():
             raise StorageError(f"{uri} does not exist or is not a file")
-        return path
+        return local
     fs, path = filesystem(uri, storage)
     try:
         info: dict[str, Any] = fs.info(path)
@@ -138,8 +146,10 @@ def _scheme(uri: str) -> str:
 
 def _s3_filesystem(storage: StorageConfig) -> fsspec.AbstractFileSystem:
     client_kwargs: dict[str, Any] = {}
-    endpoint = storage.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get(
-        "AWS_ENDPOINT_URL"
+    endpoint = (
+        storage.endpoint_url
+        or os.environ.get("AWS_ENDPOINT_URL_S3")
+        or os.environ.get("AWS_ENDPOINT_URL")
     )
     if endpoint:
         client_kwargs["endpoint_url"] = endpoint

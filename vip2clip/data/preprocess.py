@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from PIL import Image
 
-from vip2clip.model.constants import OPENAI_MEAN, OPENAI_STD
-
-_MEAN = np.asarray(OPENAI_MEAN, dtype=np.float32).reshape(3, 1, 1)
-_STD = np.asarray(OPENAI_STD, dtype=np.float32).reshape(3, 1, 1)
+_MEAN = np.asarray(OPENAI_DATASET_MEAN, dtype=np.float32).reshape(3, 1, 1)
+_STD = np.asarray(OPENAI_DATASET_STD, dtype=np.float32).reshape(3, 1, 1)
 
 
 def resize_to_model(image: Image.Image, image_size: int) -> Image.Image:

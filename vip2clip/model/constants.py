@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-# CLIP (OpenAI) image normalisation; also open_clip.constants.OPENAI_DATASET_MEAN/STD.
-OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
-OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
-
 # ViP²-CLIP test.py / train.py: fixed softmax temperature of every 2-way similarity.
 TEMPERATURE = 0.07
 

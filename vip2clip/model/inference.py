@@ -1,0 +1,127 @@
+"""Inference wrapper: a detector loaded once, scoring pixels, images, arrays or paths."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from vip2clip.data.preprocess import preprocess_image
+from vip2clip.errors import CheckpointError
+from vip2clip.model.backbone import load_backbone
+from vip2clip.model.checkpoint import LearnerMetadata, load_learner
+from vip2clip.model.detector import DetectorConfig, DetectorOutput, ViP2CLIP
+from vip2clip.storage import StorageConfig
+
+ImageInput = Image.Image | np.ndarray | str | Path
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> the first CUDA device when present, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class Detector:
+    """A ready-to-score ViP²-CLIP: weights loaded once, eval mode, on its device."""
+
+    def __init__(
+        self, model: ViP2CLIP, metadata: LearnerMetadata, device: torch.device, identity: str
+    ) -> None:
+        self.model = model.to(device).eval()
+        self.metadata = metadata
+        self.device = device
+        self.config = model.config
+        self.identity = identity
+        """Stable id of backbone + learner + settings (what a result row was scored with)."""
+
+    @property
+    def image_size(self) -> int:
+        return self.config.image_size
+
+    @property
+    def image_threshold(self) -> float | None:
+        return self.metadata.image_threshold
+
+    @property
+    def pixel_threshold(self) -> float | None:
+        return self.metadata.pixel_threshold
+
+    def score_pixels(self, pixels: torch.Tensor) -> DetectorOutput:
+        """Preprocessed ``(B, 3, S, S)`` -> outputs on the CPU, float32."""
+        with torch.inference_mode(), self._autocast():
+            out = self.model(pixels.to(self.device, non_blocking=True))
+        return DetectorOutput(*(t.float().cpu() for t in out))
+
+    def score_images(self, images: Sequence[ImageInput]) -> DetectorOutput:
+        """PIL images, uint8 arrays ``(H, W[, C])`` or file paths, in one batch."""
+        pixels = torch.stack([preprocess_image(_as_pil(i), self.image_size) for i in images])
+        return self.score_pixels(pixels)
+
+    def _autocast(self) -> contextlib.AbstractContextManager[None]:
+        if self.config.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+
+def load_detector(config: DetectorConfig, storage: StorageConfig | None = None) -> Detector:
+    """Build the backbone, load the learner checkpoint (if any) and return a :class:`Detector`.
+
+    Without ``config.learner`` the learner keeps its seeded initialisation (useful only
+    for tests, demos and benchmarks).
+    """
+    backbone = load_backbone(config.backbone, storage)
+    metadata = LearnerMetadata(prompts=config.prompts)
+    state = None
+    if config.learner:
+        state, metadata = load_learner(config.learner, storage)
+        config = config.model_copy(update={"prompts": metadata.prompts})
+    model = ViP2CLIP(backbone, config)
+    if state is not None:
+        load_learner_state(model, state, str(config.learner))
+    identity = detector_identity(backbone.identity, config, metadata)
+    return Detector(model, metadata, resolve_device(config.device), identity)
+
+
+def load_learner_state(model: ViP2CLIP, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load learner tensors into ``model``, or say why they do not fit its backbone."""
+    expected = model.learner.state_dict()
+    wrong = [
+        f"{name} {tuple(state[name].shape)} != {tuple(tensor.shape)}"
+        for name, tensor in expected.items()
+        if name in state and state[name].shape != tensor.shape
+    ]
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if wrong or missing or unexpected:
+        raise CheckpointError(
+            f"learner {source} does not fit this backbone/prompt settings: "
+            f"shape mismatches {wrong[:2]}, missing {missing[:3]}, unexpected {unexpected[:3]}"
+        )
+    model.learner.load_state_dict(state, strict=True)
+
+
+def detector_identity(backbone: str, config: DetectorConfig, metadata: LearnerMetadata) -> str:
+    """A short stable id: backbone, learner and the settings that change outputs."""
+    settings = config.model_dump_json(include={"image_size", "taps", "top_k", "sigma", "prompts"})
+    learner = f"{config.learner}|{metadata.created_at}" if config.learner else f"seed{config.seed}"
+    digest = hashlib.sha256(f"{backbone}|{learner}|{settings}".encode()).hexdigest()[:12]
+    return f"vip2clip-{digest}"
+
+
+def _as_pil(item: ImageInput) -> Image.Image:
+    if isinstance(item, Image.Image):
+        return item
+    if isinstance(item, np.ndarray):
+        if item.dtype != np.uint8:
+            raise TypeError(f"arrays must be uint8, got {item.dtype}")
+        return Image.fromarray(item)
+    with Image.open(item) as opened:
+        opened.load()
+        return opened
