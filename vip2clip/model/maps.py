@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -35,19 +36,33 @@ def symmetric_indices(length: int, pad: int, device: torch.device) -> torch.Tens
     return torch.where(index >= length, period - 1 - index, index)
 
 
+@functools.lru_cache(maxsize=16)
+def gaussian_matrix(
+    length: int, sigma: float, truncate: float, device: torch.device
+) -> torch.Tensor:
+    """``(length, length)`` float64 matrix ``G`` with ``G @ x`` = the 1-D scipy Gaussian of
+    ``x`` along its first axis, edge-repeating reflection folded into the weights."""
+    kernel = gaussian_kernel(sigma, truncate)
+    radius = (kernel.numel() - 1) // 2
+    source = symmetric_indices(length, radius, torch.device("cpu"))  # padded position -> sample
+    rows = torch.arange(length).unsqueeze(1) + torch.arange(kernel.numel())  # (L, K) padded
+    matrix = torch.zeros(length, length, dtype=torch.float64)
+    matrix.scatter_add_(1, source[rows], kernel.expand(length, -1).contiguous())
+    return matrix.to(device)
+
+
 def gaussian_blur(
     maps: torch.Tensor, sigma: float, truncate: float = GAUSSIAN_TRUNCATE
 ) -> torch.Tensor:
     """Separable Gaussian of ``(B, H, W)`` maps matching ``scipy.ndimage.gaussian_filter``
     (edge-repeating reflect, ``truncate`` radius, float64 accumulation); returns the input dtype.
+
+    Both passes are matrix products with cached banded matrices, which is far faster
+    than a 65-tap float64 convolution on CPU and GPU alike.
     """
     if sigma <= 0:
         return maps
-    kernel = gaussian_kernel(sigma, truncate).to(maps.device)
-    radius = (kernel.numel() - 1) // 2
-    x = maps.to(torch.float64).unsqueeze(1)  # (B, 1, H, W)
-    for axis in (2, 3):  # rows first, then columns, as scipy filters axis 0 then 1
-        x = x.index_select(axis, symmetric_indices(x.shape[axis], radius, x.device))
-        shape = (1, 1, kernel.numel(), 1) if axis == 2 else (1, 1, 1, kernel.numel())
-        x = F.conv2d(x, kernel.view(shape))
-    return x.squeeze(1).to(maps.dtype)
+    rows = gaussian_matrix(maps.shape[-2], float(sigma), float(truncate), maps.device)
+    cols = gaussian_matrix(maps.shape[-1], float(sigma), float(truncate), maps.device)
+    blurred = rows @ maps.to(torch.float64) @ cols.T
+    return blurred.to(maps.dtype)
