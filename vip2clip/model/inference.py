@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from vip2clip.data.decode import decode_image
 from vip2clip.data.preprocess import preprocess_image
 from vip2clip.errors import CheckpointError
 from vip2clip.model.backbone import load_backbone
@@ -18,7 +19,7 @@ from vip2clip.model.checkpoint import LearnerMetadata, load_learner
 from vip2clip.model.detector import DetectorConfig, DetectorOutput, ViP2CLIP
 from vip2clip.storage import StorageConfig
 
-ImageInput = Image.Image | np.ndarray | str | Path
+ImageInput = Image.Image | np.ndarray | bytes | str | Path
 
 
 def resolve_device(name: str) -> torch.device:
@@ -60,7 +61,11 @@ class Detector:
         return DetectorOutput(*(t.float().cpu() for t in out))
 
     def score_images(self, images: Sequence[ImageInput]) -> DetectorOutput:
-        """PIL images, uint8 arrays ``(H, W[, C])`` or file paths, in one batch."""
+        """PIL images, uint8 arrays ``(H, W[, C])``, encoded bytes or file paths, in one batch.
+
+        Bytes and files are decoded by :func:`~vip2clip.data.decode.decode_image`, exactly
+        as batch scoring does (EXIF orientation applied, odd modes normalised).
+        """
         pixels = torch.stack([preprocess_image(_as_pil(i), self.image_size) for i in images])
         return self.score_pixels(pixels)
 
@@ -122,6 +127,7 @@ def _as_pil(item: ImageInput) -> Image.Image:
         if item.dtype != np.uint8:
             raise TypeError(f"arrays must be uint8, got {item.dtype}")
         return Image.fromarray(item)
-    with Image.open(item) as opened:
-        opened.load()
-        return opened
+    if isinstance(item, bytes):
+        return decode_image(item)
+    # Files go through the same decoder as batch scoring: one set of rules for every input.
+    return decode_image(Path(item).read_bytes())
