@@ -42,13 +42,16 @@ def gaussian_matrix(
 ) -> torch.Tensor:
     """``(length, length)`` float64 matrix ``G`` with ``G @ x`` = the 1-D scipy Gaussian of
     ``x`` along its first axis, edge-repeating reflection folded into the weights."""
-    kernel = gaussian_kernel(sigma, truncate)
-    radius = (kernel.numel() - 1) // 2
-    source = symmetric_indices(length, radius, torch.device("cpu"))  # padded position -> sample
-    rows = torch.arange(length).unsqueeze(1) + torch.arange(kernel.numel())  # (L, K) padded
-    matrix = torch.zeros(length, length, dtype=torch.float64)
-    matrix.scatter_add_(1, source[rows], kernel.expand(length, -1).contiguous())
-    return matrix.to(device)
+    # Cached across calls: build a normal tensor even when first asked under inference
+    # mode, so training can use it in autograd later in the same process.
+    with torch.inference_mode(False):
+        kernel = gaussian_kernel(sigma, truncate)
+        radius = (kernel.numel() - 1) // 2
+        source = symmetric_indices(length, radius, torch.device("cpu"))  # padded pos -> sample
+        rows = torch.arange(length).unsqueeze(1) + torch.arange(kernel.numel())  # (L, K)
+        matrix = torch.zeros(length, length, dtype=torch.float64)
+        matrix.scatter_add_(1, source[rows], kernel.expand(length, -1).contiguous())
+        return matrix.to(device)
 
 
 def gaussian_blur(

@@ -9,6 +9,7 @@ from pydantic import Field
 from torch import nn
 
 from vip2clip.config import FrozenConfig
+from vip2clip.model.attention import last_block_output
 from vip2clip.model.constants import DEFAULT_N_CLS, DEFAULT_N_CTX
 
 PLACEHOLDER = "X"  # the official sentences fill learnable slots with "X"
@@ -135,7 +136,10 @@ def encode_prompts(
     ``@ text_projection``.
     """
     x = prompts + clip.positional_embedding.to(prompts.dtype)
-    x = clip.transformer(x, attn_mask=clip.attn_mask)
+    transformer = clip.transformer
+    x = last_block_output(
+        transformer.resblocks, x, causal=True, batch_first=transformer.batch_first
+    )
     x = clip.ln_final(x)
     eot = tokens.argmax(dim=-1)
     pooled = x[torch.arange(x.shape[0], device=x.device), eot]

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from open_clip.transformer import VisionTransformer
 
+from vip2clip.model.attention import run_blocks
+
 
 class VisualFeatures(NamedTuple):
     """What the frozen image tower gives the learned heads.
@@ -56,13 +58,10 @@ def encode_image(
     x = torch.cat([cls, x], dim=1)
     x = x + resize_positional_embedding(visual.positional_embedding, grid).to(x.dtype)
     x = visual.ln_pre(x)
-    wanted = set(taps)
-    tapped: list[torch.Tensor] = []
-    for index, block in enumerate(visual.transformer.resblocks, start=1):
-        x = block(x)
-        if index in wanted:
-            tapped.append(visual.ln_post(x) @ visual.proj)
+    by_block: dict[int, torch.Tensor] = {}
+    blocks = run_blocks(visual.transformer.resblocks, x, batch_first=visual.transformer.batch_first)
+    for index, x in enumerate(blocks, start=1):
+        if index in taps:
+            by_block[index] = visual.ln_post(x) @ visual.proj
     global_feature = F.normalize(x[:, 0] @ visual.proj, dim=-1)
-    order = sorted(wanted)
-    by_block = dict(zip(order, tapped, strict=True))
     return VisualFeatures(torch.stack([by_block[t] for t in taps]), global_feature)

@@ -39,3 +39,11 @@ def test_upsample_patch_grid_is_row_major_bilinear() -> None:
     assert square[0, 1, 0, 2] == values[0, 2, 1]  # row-major: patch 2 is row 0, column 2
     expected = F.interpolate(square, size=(12, 12), mode="bilinear", align_corners=False)
     assert torch.equal(up, expected)
+
+
+def test_blur_after_inference_mode_still_supports_autograd() -> None:
+    with torch.inference_mode():
+        gaussian_blur(torch.rand(1, 23, 23), 2.0)  # fills the cache under inference mode
+    maps = torch.rand(1, 23, 23, requires_grad=True)
+    gaussian_blur(maps, 2.0).sum().backward()
+    assert maps.grad is not None and torch.isfinite(maps.grad).all()
