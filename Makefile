@@ -16,12 +16,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# Real Prometheus and Pushgateway for the metrics tests (Debian packages).
+# Real Prometheus and Pushgateway for the metrics tests, headless Chromium for the report
+# check (Debian packages).
 system-deps:
 	@if ! command -v prometheus >/dev/null || ! command -v prometheus-pushgateway >/dev/null \
-	   || ! command -v promtool >/dev/null; then \
+	   || ! command -v promtool >/dev/null || ! command -v chromium >/dev/null; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    --no-install-recommends prometheus prometheus-pushgateway >/dev/null; \
+	    --no-install-recommends prometheus prometheus-pushgateway chromium >/dev/null; \
 	fi
 
 demo: $(STAMP)

@@ -46,3 +46,7 @@ class DatasetError(Vip2ClipError):
 
 class ClusterError(Vip2ClipError):
     """A Ray cluster could not be reached, or refused the request."""
+
+
+class QueryError(Vip2ClipError):
+    """A SQL query over results is invalid or failed in the query engine."""

@@ -1,0 +1,53 @@
+"""``vip2clip report``: a static HTML report of one scoring run."""
+
+from __future__ import annotations
+
+import click
+
+from vip2clip.report.data import DEFAULT_MAX_ERRORS, DEFAULT_TOP
+
+
+@click.command("report")
+@click.option("--results", "results_uri", required=True, help="results table (folder or s3://)")
+@click.option("--run", "run_id", help="run id (default: the latest committed run)")
+@click.option("--output", "-o", required=True, help="HTML file to write (path or s3:// URI)")
+@click.option(
+    "--top",
+    type=click.IntRange(min=0),
+    default=DEFAULT_TOP,
+    show_default=True,
+    help="how many top-scored images to show",
+)
+@click.option(
+    "--max-errors",
+    type=click.IntRange(min=0),
+    default=DEFAULT_MAX_ERRORS,
+    show_default=True,
+    help="error rows listed one by one",
+)
+@click.option("--endpoint-url", help="S3-compatible endpoint (default: AWS_ENDPOINT_URL)")
+def report(
+    results_uri: str,
+    run_id: str | None,
+    output: str,
+    top: int,
+    max_errors: int,
+    endpoint_url: str | None,
+) -> None:
+    """Write a self-contained HTML report: top anomalies with heat-map overlays, score
+    histogram, errors by reason and run metadata. Opens offline in any browser."""
+    from vip2clip.report import write_report
+    from vip2clip.results import check_run_id
+    from vip2clip.storage import StorageConfig
+
+    if run_id is not None:
+        check_run_id(run_id)
+    storage = StorageConfig(endpoint_url=endpoint_url)
+    data = write_report(
+        output, results_uri, run_id, top=top, max_errors=max_errors, storage=storage
+    )
+    run, counts = data.manifest, data.counts
+    click.echo(
+        f"wrote {output}: run {run.run_id} ({run.run_date}), {counts.ok} ok, "
+        f"{counts.errors} errors, top {len(data.top)} shown"
+    )
