@@ -56,6 +56,8 @@ class Detector:
 
     def score_pixels(self, pixels: torch.Tensor) -> DetectorOutput:
         """Preprocessed ``(B, 3, S, S)`` -> outputs on the CPU, float32."""
+        if self.device.type == "cuda" and not pixels.is_pinned():
+            pixels = pixels.pin_memory()  # lets the host-to-device copy overlap compute
         with torch.inference_mode(), self._autocast():
             out = self.model(pixels.to(self.device, non_blocking=True))
         return DetectorOutput(*(t.float().cpu() for t in out))
