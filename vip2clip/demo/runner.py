@@ -1,0 +1,319 @@
+"""``vip2clip demo``: the whole system on one machine, offline, in a few minutes.
+
+1. start a local multi-node Ray cluster (token auth) and an embedded S3 endpoint;
+2. generate a labelled auxiliary dataset and a "night archive" (with a few broken files);
+3. train the learner with Ray Train (checkpoints on S3);
+4. evaluate on a held-out domain (zero-shot) and store the F1-max thresholds;
+5. score the archive with Ray Data into committed Parquet;
+6. run example SQL queries and write the HTML report;
+7. copy results and report into the work folder, stop what was started.
+
+With a real backbone/learner/source given, the same command scores real images.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, TypeVar
+
+from pydantic import Field
+
+from vip2clip.config import FrozenConfig
+from vip2clip.model import BackboneSpec, DetectorConfig
+from vip2clip.storage import StorageConfig, filesystem, join, write_bytes
+
+TRAIN_DOMAINS = ("wood", "fabric", "metal", "tiles")
+HELD_OUT_DOMAIN = "pills"
+BUCKET = "vip2clip-demo"
+DEMO_TAPS = (1, 2, 3, 4)
+# Broken objects mixed into the archive: each must come out as an error row.
+BROKEN_OBJECTS = {
+    "broken/empty.png": b"",
+    "broken/truncated.jpg": b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01",
+    "broken/not-an-image.png": b"<html><body>404 Not Found</body></html>",
+}
+
+if TYPE_CHECKING:
+    from vip2clip.scoring import ScoringSummary
+
+Echo = Callable[[str], None]
+T = TypeVar("T")
+
+
+class DemoConfig(FrozenConfig):
+    """What the demo runs; defaults take a few minutes on 2 CPU cores."""
+
+    workdir: str = Field(default="demo-output", description="local folder for copies + report")
+    storage: Literal["s3", "local"] = Field(
+        default="s3", description="s3: embedded S3 endpoint; local: folders under workdir"
+    )
+    seed: int = 0
+    image_size: int = Field(default=112, ge=32)
+    archive_count: int = Field(default=120, ge=1)
+    epochs: int = Field(default=3, ge=1)
+    train_workers: int = Field(default=2, ge=1)
+    worker_nodes: int = Field(default=1, ge=0, description="Ray nodes besides the head")
+    backbone: BackboneSpec = Field(default_factory=BackboneSpec.tiny)
+    learner: str | None = Field(default=None, description="skip training: use this learner")
+    source: str | None = Field(default=None, description="score these images, not the archive")
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """Where the demo left its outputs."""
+
+    learner_uri: str
+    results_uri: str
+    run_id: str
+    report_path: Path
+    results_copy: Path
+    rows_ok: int
+    rows_error: int
+    seconds: float
+
+
+def run_demo(config: DemoConfig, echo: Echo = print) -> DemoResult:
+    """Run every stage; return where things are. Stops the services it started."""
+    started = time.monotonic()
+    workdir = Path(config.workdir).absolute()
+    workdir.mkdir(parents=True, exist_ok=True)
+    with _services(config, workdir, echo) as root:
+        result = _stages(config, root, workdir, echo)
+    elapsed = time.monotonic() - started
+    echo(f"demo finished in {elapsed:.0f} s")
+    return DemoResult(**{**result.__dict__, "seconds": elapsed})
+
+
+@contextlib.contextmanager
+def _services(config: DemoConfig, workdir: Path, echo: Echo) -> Iterator[str]:
+    """Embedded S3 (or a local folder) plus a local Ray cluster; yields the data root URI."""
+    from vip2clip.local_cluster import LocalCluster
+
+    with contextlib.ExitStack() as stack:
+        env: dict[str, str] = {}
+        if config.storage == "s3":
+            from vip2clip.demo.local_s3 import local_s3
+
+            s3 = stack.enter_context(local_s3())
+            s3.create_bucket(BUCKET)
+            env = s3.env
+            root = f"s3://{BUCKET}"
+            echo(f"embedded S3 endpoint at {s3.endpoint} (bucket {BUCKET})")
+        else:
+            root = str(workdir / "data")
+        stack.enter_context(_environment(env))
+        cluster = LocalCluster(extra_env=env)
+        stack.enter_context(_environment(cluster.env))
+        stack.enter_context(cluster)
+        for _ in range(config.worker_nodes):
+            cluster.add_worker(num_cpus=2)
+        echo(
+            f"Ray cluster up: head {cluster.address} + {config.worker_nodes} worker node(s), "
+            f"dashboard {cluster.dashboard_url}, token auth on"
+        )
+        cluster.connect(log_to_driver=False)
+        import ray
+
+        stack.callback(ray.shutdown)
+        yield root
+
+
+def _stages(config: DemoConfig, root: str, workdir: Path, echo: Echo) -> DemoResult:
+    storage = StorageConfig()
+    detector = DetectorConfig(
+        backbone=config.backbone,
+        image_size=config.image_size,
+        taps=DEMO_TAPS if config.backbone.model == "vip2clip-tiny" else None,
+        seed=config.seed,
+    )
+    learner = config.learner or _train(config, root, detector, storage, echo)
+    detector = detector.model_copy(update={"learner": learner})
+    if config.learner is None:
+        _evaluate(config, root, detector, storage, echo)
+    source = config.source or _archive(config, root, storage, echo)
+    results = join(root, "results")
+    summary = _score(config, source, results, detector, storage, echo)
+    _queries(results, summary.run_id, storage, echo)
+    report = workdir / "report.html"
+    from vip2clip.report import write_report
+
+    write_report(str(report), results, summary.run_id, storage=storage)
+    echo(f"report: {report}")
+    copy = _copy_results(results, workdir / "results", storage)
+    echo(
+        f"results copied to {copy} (Hive-partitioned Parquet; query it with "
+        f'`vip2clip query "SELECT ..." --results {copy}`)'
+    )
+    return DemoResult(
+        learner, results, summary.run_id, report, copy, summary.ok, summary.errors, 0.0
+    )
+
+
+def _train(
+    config: DemoConfig, root: str, detector: DetectorConfig, storage: StorageConfig, echo: Echo
+) -> str:
+    from vip2clip.data.datasets import DatasetSpec
+    from vip2clip.data.synthetic import generate_dataset
+    from vip2clip.training import TrainingConfig
+    from vip2clip.training.config import OptimizerConfig, ScalingSettings
+    from vip2clip.training.trainer import run_training
+
+    aux = join(root, "auxiliary")
+    generate_dataset(
+        aux,
+        domains=TRAIN_DOMAINS,
+        n_train_good=2,
+        n_test_good=6,
+        n_test_bad=10,
+        image_size=config.image_size,
+        seed=config.seed,
+        storage=storage,
+    )
+    echo(f"auxiliary dataset ({', '.join(TRAIN_DOMAINS)}) written to {aux}")
+    training = TrainingConfig(
+        dataset=DatasetSpec(uri=aux, format="mvtec", split="test"),
+        detector=detector,
+        optimizer=OptimizerConfig(epochs=config.epochs, batch_size=4 * config.train_workers),
+        scaling=ScalingSettings(workers=config.train_workers, use_gpu=False),
+        storage_uri=join(root, "runs"),
+        run_name=f"demo-{config.seed}",
+    )
+    echo(
+        f"training the learner: {config.train_workers} Ray Train workers, "
+        f"{config.epochs} epochs, checkpoints in {training.storage_uri}"
+    )
+    result = _timed(lambda: run_training(training), "training", echo)
+    echo(f"learner: {result.learner_uri}")
+    return result.learner_uri
+
+
+def _evaluate(
+    config: DemoConfig, root: str, detector: DetectorConfig, storage: StorageConfig, echo: Echo
+) -> None:
+    from vip2clip.data.datasets import DatasetSpec
+    from vip2clip.data.synthetic import generate_dataset
+    from vip2clip.eval.evaluate import EvaluateConfig, evaluate
+
+    held_out = join(root, "held-out")
+    generate_dataset(
+        held_out,
+        domains=(HELD_OUT_DOMAIN,),
+        n_train_good=1,
+        n_test_good=8,
+        n_test_bad=8,
+        image_size=config.image_size,
+        seed=config.seed + 1,
+        storage=storage,
+    )
+    evaluation = EvaluateConfig(
+        detector=detector,
+        dataset=DatasetSpec(uri=held_out, format="mvtec", split="test"),
+        output=join(root, "evaluation"),
+        write_thresholds=True,
+        progress=False,
+    )
+    result = _timed(lambda: evaluate(evaluation), "zero-shot evaluation", echo)
+    from vip2clip.eval.table import render_markdown
+
+    echo(f"zero-shot on the unseen '{HELD_OUT_DOMAIN}' domain:\n{render_markdown(result.report)}")
+    echo("F1-max thresholds stored in the learner; scoring uses them")
+
+
+def _archive(config: DemoConfig, root: str, storage: StorageConfig, echo: Echo) -> str:
+    from vip2clip.data.synthetic import generate_archive
+
+    archive = join(root, "archive", "night-1")
+    generate_archive(
+        archive,
+        count=config.archive_count,
+        image_size=config.image_size * 2,
+        defect_rate=0.2,
+        seed=config.seed + 2,
+        storage=storage,
+    )
+    for key, data in BROKEN_OBJECTS.items():
+        write_bytes(join(archive, key), data, storage)
+    echo(
+        f"night archive: {config.archive_count} images + {len(BROKEN_OBJECTS)} broken objects "
+        f"in {archive}"
+    )
+    return archive
+
+
+def _score(
+    config: DemoConfig,
+    source: str,
+    results: str,
+    detector: DetectorConfig,
+    storage: StorageConfig,
+    echo: Echo,
+) -> ScoringSummary:
+    from vip2clip.scoring import ScoringConfig, run_scoring
+
+    scoring = ScoringConfig(
+        source=source,
+        output=results,
+        detector=detector,
+        storage=storage,
+        mode="full",
+        num_actors=2,
+        batch_size=8,
+        progress=False,
+    )
+    summary = _timed(lambda: run_scoring(scoring), "scoring", echo)
+    echo(f"scored run {summary.run_id}: {summary.ok} ok, {summary.errors} errors -> {results}")
+    return summary
+
+
+def _queries(results: str, run_id: str, storage: StorageConfig, echo: Echo) -> None:
+    from vip2clip.query.engines import query_table
+
+    examples = {
+        "top 5 anomalies": (
+            "SELECT source_uri, round(image_score, 4) AS score, is_anomalous, "
+            "round(anomalous_area_fraction, 4) AS area FROM results WHERE status = 'ok' "
+            "ORDER BY image_score DESC LIMIT 5"
+        ),
+        "rows by status and reason": (
+            "SELECT status, coalesce(error_reason, '') AS reason, count(*) AS n FROM results "
+            "GROUP BY ALL ORDER BY n DESC"
+        ),
+    }
+    for title, sql in examples.items():
+        table = query_table(sql, results, run_id=run_id, storage=storage)
+        echo(f"SQL — {title}:\n{table.to_pandas().to_string(index=False)}")
+
+
+def _copy_results(results: str, target: Path, storage: StorageConfig) -> Path:
+    fs, path = filesystem(results, storage)
+    if target.exists():
+        shutil.rmtree(target)
+    fs.get(path, str(target), recursive=True)
+    return target
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _timed(fn: Callable[[], T], what: str, echo: Echo) -> T:
+    started = time.monotonic()
+    value = fn()
+    echo(f"{what} took {time.monotonic() - started:.0f} s")
+    return value
