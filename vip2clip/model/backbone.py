@@ -175,13 +175,19 @@ _OPENAI_EXTRA_KEYS = ("input_resolution", "context_length", "vocab_size")
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Read CLIP weights without unpickling code: TorchScript archive, safetensors, or a
     ``torch.save`` state dict read with ``weights_only=True``."""
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
 
-        return load_file(str(path))
-    if _is_torchscript(path):
-        archive = torch.jit.load(str(path), map_location="cpu")
-        return {k: v.detach().clone() for k, v in archive.state_dict().items()}
+            return load_file(str(path))
+        if _is_torchscript(path):
+            archive = torch.jit.load(str(path), map_location="cpu")
+            return {k: v.detach().clone() for k, v in archive.state_dict().items()}
+    except Exception as exc:  # corrupt archives raise many library-specific types
+        raise BackboneUnavailableError(
+            f"{path} is not a readable weights file: {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}"
+        ) from None
     try:
         loaded = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:
