@@ -17,4 +17,8 @@ os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
 pytest_plugins = [
     "tests.fixtures.s3",
     "tests.fixtures.ray_cluster",
+    "tests.fixtures.bad_inputs",
+    "tests.fixtures.prometheus",
+    "tests.fixtures.datasets",
+    "tests.fixtures.flaky_proxy",
 ]

@@ -16,7 +16,18 @@ import click
 from vip2clip.errors import Vip2ClipError
 
 # module name -> attribute holding the click command or group
-COMMAND_MODULES: dict[str, str] = {}
+COMMAND_MODULES: dict[str, str] = {
+    "demo": "demo",
+    "submit": "submit",
+    "jobs": "jobs",
+    "cluster": "cluster",
+    "synth": "synth",
+    "evaluate": "evaluate",
+    "query": "query",
+    "report": "report",
+    "score": "score",
+    "train": "train",
+}
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

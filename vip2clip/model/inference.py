@@ -116,7 +116,9 @@ def load_learner_state(model: ViP2CLIP, state: dict[str, torch.Tensor], source: 
 
 def detector_identity(backbone: str, config: DetectorConfig, metadata: LearnerMetadata) -> str:
     """A short stable id: backbone, learner and the settings that change outputs."""
-    settings = config.model_dump_json(include={"image_size", "taps", "top_k", "sigma", "prompts"})
+    settings = config.model_dump_json(
+        include={"image_size", "taps", "top_k", "sigma", "prompts", "precision"}
+    )
     learner = f"{config.learner}|{metadata.created_at}" if config.learner else f"seed{config.seed}"
     digest = hashlib.sha256(f"{backbone}|{learner}|{settings}".encode()).hexdigest()[:12]
     return f"vip2clip-{digest}"

@@ -77,7 +77,7 @@ RESULTS_SCHEMA = pa.schema(
     metadata={"vip2clip.schema_version": str(SCHEMA_VERSION)},
 )
 
-IDENTITY_COLUMNS = ("source_uri", "object_etag", "object_size")
+IDENTITY_COLUMNS = ("source_uri", "object_etag", "object_size", "object_mtime")
 
 
 def empty_file_table() -> pa.Table:

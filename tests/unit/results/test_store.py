@@ -229,7 +229,7 @@ def test_scored_identities(store: ResultsStore) -> None:
     store.commit("night-2", DAY)
 
     scored = store.scored_identities("model-a")
-    assert scored.column_names == ["source_uri", "object_etag", "object_size"]
+    assert scored.column_names == ["source_uri", "object_etag", "object_size", "object_mtime"]
     assert sorted(scored.column("source_uri").to_pylist()) == uris(src, 5)  # no duplicates
     assert store.scored_identities("model-a", retry_reasons=()).num_rows == 7
     assert store.scored_identities("model-b").num_rows == 4

@@ -1,0 +1,163 @@
+"""Shared pieces of the reliability tests: small archives, the scoring job as a
+subprocess driver, staged-file polling and process lookup on a local cluster.
+
+Everything here drives the real system (``jobs/score.py`` against a real Ray
+cluster); nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from vip2clip.model import BackboneSpec, DetectorConfig
+from vip2clip.results import ResultsStore
+
+REPO = Path(__file__).resolve().parents[2]
+SIZE = 112  # native size of the tiny backbone: cheapest inference
+DETECTOR = DetectorConfig(backbone=BackboneSpec.tiny(), image_size=SIZE)
+RUN_DATE = "2026-11-25"
+POLL_S = 0.1
+JOB_TIMEOUT_S = 420.0  # generous: CI shares 2 cores with other suites
+
+
+def image_bytes(rng: np.random.Generator, i: int) -> bytes:
+    """A small random PNG or JPEG (alternating), 48..79 px per side."""
+    height, width = 48 + (i * 7) % 32, 48 + (i * 13) % 32
+    pixels = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG" if i % 2 else "PNG")
+    return buffer.getvalue()
+
+
+def write_images(root: Path, count: int, seed: int = 0) -> list[str]:
+    """``count`` images under ``root`` (two sub-folders); returns their paths."""
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(count):
+        path = root / f"cam-{i % 2}" / f"img-{i:04d}.{'jpg' if i % 2 else 'png'}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(image_bytes(rng, i))
+        paths.append(str(path))
+    return paths
+
+
+def score_command(
+    source: str, output: str, run_id: str, address: str, *extra: str, full: bool = True
+) -> list[str]:
+    """``python jobs/score.py`` with small batches so a run spans many staged files."""
+    return [
+        sys.executable, str(REPO / "jobs" / "score.py"), source, output,
+        "--full" if full else "--incremental", "--run-id", run_id, "--run-date", RUN_DATE,
+        "--no-progress", "--ray-address", address, "--batch-size", "2",
+        "--set", "rows_per_file=4", "--set", "read_batch_size=4",
+        "--set", f"detector={DETECTOR.model_dump_json()}", *extra,
+    ]  # fmt: skip
+
+
+def start_driver(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """Start a scoring driver in its own session, output to ``log``."""
+    with log.open("wb") as sink:
+        return subprocess.Popen(
+            command,
+            env={**env, "PYTHONPATH": str(REPO)},
+            cwd=REPO,
+            start_new_session=True,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def wait_until(
+    condition: Callable[[], bool],
+    proc: subprocess.Popen[bytes],
+    log: Path,
+    timeout_s: float = JOB_TIMEOUT_S,
+) -> None:
+    """Poll ``condition`` while the driver runs; fail with its log if it exits first."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert proc.poll() is None, f"driver ended early:\n{tail(log)}"
+        assert time.monotonic() < deadline, f"condition not reached in time:\n{tail(log)}"
+        time.sleep(POLL_S)
+
+
+def finish(proc: subprocess.Popen[bytes], log: Path, timeout_s: float = JOB_TIMEOUT_S) -> int:
+    """Wait for the driver; kill its process group on timeout and fail."""
+    try:
+        return proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        kill_group(proc)
+        raise AssertionError(f"driver did not finish in {timeout_s} s:\n{tail(log)}") from None
+
+
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the driver's whole process group (it was started in its own session)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def tail(log: Path, lines: int = 40) -> str:
+    """The last lines of a driver log."""
+    if not log.exists():
+        return "(no log)"
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def staged_parquet(output: Path) -> int:
+    """Parquet files staged (not yet committed) under a local results table."""
+    return sum(1 for _ in (output / "_staging").rglob("*.parquet"))
+
+
+def staged_rows(output: Path) -> int:
+    """Rows in the complete staged Parquet files of a local results table (footers only)."""
+    import pyarrow.parquet as pq
+
+    rows = 0
+    for path in (output / "_staging").rglob("*.parquet"):
+        try:
+            rows += pq.ParquetFile(path).metadata.num_rows
+        except (OSError, ValueError):
+            continue  # still being written
+    return rows
+
+
+def cmdline(pid: int) -> list[str]:
+    """A process's argv (empty when it is gone)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def parent_pid(pid: int) -> int | None:
+    """The parent of ``pid`` (from /proc/<pid>/stat), or None when it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def assert_exactly_once(output: str, run_id: str, inputs: set[str], **kwargs: Any) -> None:
+    """The committed rows of ``run_id`` name every input exactly once, nothing else."""
+    table = ResultsStore(output, **kwargs).read(run_id)
+    uris = table.column("source_uri").to_pylist()
+    duplicates = {u for u in uris if uris.count(u) > 1}
+    assert not duplicates, f"duplicated rows: {sorted(duplicates)[:5]}"
+    assert set(uris) == inputs, (
+        f"missing {sorted(inputs - set(uris))[:5]}, unexpected {sorted(set(uris) - inputs)[:5]}"
+    )

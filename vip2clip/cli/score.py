@@ -1,0 +1,108 @@
+"""``vip2clip score``: score an archive (s3:// prefix, folder or manifest) into Parquet."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import click
+
+from vip2clip.config import read_yaml
+
+_NO_PRETRAINED = "none"  # --pretrained none: randomly initialised backbone (tests, demos)
+
+# CLI option -> dotted key of ScoringConfig (options override the YAML file, --set overrides both)
+_OPTION_KEYS = {
+    "model": "detector.backbone.model",
+    "pretrained": "detector.backbone.pretrained",
+    "weights": "detector.backbone.weights",
+    "learner": "detector.learner",
+    "image_size": "detector.image_size",
+    "device": "detector.device",
+    "mode": "mode",
+    "run_id": "run_id",
+    "run_date": "run_date",
+    "batch_size": "batch_size",
+    "num_actors": "num_actors",
+    "gpus_per_actor": "gpus_per_actor",
+    "ray_address": "ray_address",
+    "endpoint_url": "storage.endpoint_url",
+    "region": "storage.region",
+}
+
+
+@click.command("score")
+@click.argument("source")
+@click.argument("output")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="ScoringConfig YAML")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="config override")
+@click.option(
+    "--incremental/--full",
+    "incremental",
+    default=None,
+    help="skip objects this model already scored (default) / rescore everything",
+)
+@click.option("--run-id", help="default: derived from date, mode, source and detector")
+@click.option("--run-date", help="partition date YYYY-MM-DD (default: today UTC)")
+@click.option("--model", help="open_clip model name of the backbone (e.g. ViT-L-14-336)")
+@click.option("--pretrained", help="open_clip pretrained tag (e.g. openai); 'none' = random init")
+@click.option("--weights", help="backbone weights file (path or URI)")
+@click.option("--learner", help="learner checkpoint (path or URI)")
+@click.option("--image-size", type=int)
+@click.option("--device", help="auto | cpu | cuda | cuda:N")
+@click.option("--batch-size", type=int, help="images per inference batch")
+@click.option("--num-actors", type=int, help="inference actors")
+@click.option("--gpus-per-actor", help="GPUs per inference actor, or 'auto'")
+@click.option("--ray-address", help="Ray cluster (default: RAY_ADDRESS, else a local instance)")
+@click.option("--endpoint-url", help="S3-compatible endpoint (default: AWS_ENDPOINT_URL)")
+@click.option("--region", help="S3 region (default: the AWS chain's)")
+@click.option("--no-progress", is_flag=True, help="no Ray Data progress bars")
+@click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
+def score(
+    source: str,
+    output: str,
+    config_path: Path | None,
+    overrides: tuple[str, ...],
+    incremental: bool | None,
+    no_progress: bool,
+    as_json: bool,
+    **options: Any,
+) -> None:
+    """Score every image under SOURCE and commit one row per object to OUTPUT.
+
+    SOURCE is an s3://bucket/prefix, a local folder, or a manifest (.txt/.csv/.parquet
+    of URIs); OUTPUT is the results table (local folder or s3:// prefix).
+    """
+    from vip2clip.config import load_config
+    from vip2clip.scoring import ScoringConfig, run_scoring
+
+    data = read_yaml(config_path) if config_path else {}
+    _set(data, "source", source)
+    _set(data, "output", output)
+    if incremental is not None:
+        options["mode"] = "incremental" if incremental else "full"
+    for name, key in _OPTION_KEYS.items():
+        if options.get(name) is not None:
+            _set(data, key, options[name])
+    if str(options.get("pretrained")).lower() == _NO_PRETRAINED:
+        _set(data, "detector.backbone.pretrained", None)
+    if no_progress:
+        _set(data, "progress", False)
+    config = load_config(ScoringConfig, None, overrides, base=data)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    click.echo(f"config: {json.dumps(config.safe_dump(), sort_keys=True)}", err=True)
+    summary = run_scoring(config)
+    if as_json:
+        click.echo(json.dumps(summary.to_dict(), sort_keys=True))
+    else:
+        click.echo(summary.line())
+
+
+def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
+    node = data
+    *parents, last = dotted.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = value
