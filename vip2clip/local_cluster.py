@@ -156,6 +156,9 @@ class LocalCluster:
             TOKEN_PATH_ENV: str(self._token_path()),
             CLUSTER_ID_ENV: self.cluster_id,
             **{name: str(port) for name, port in self.metric_ports.items()},
+            # Job entrypoints say `python ...`: make that this interpreter (its venv),
+            # whether or not the caller activated it.
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), base.get("PATH", "")]),
         }
         if self.loopback:
             env[RAY_LOOPBACK_ENV] = "0"

@@ -22,10 +22,7 @@ from sklearn.metrics import roc_auc_score
 
 from vip2clip.data.datasets import DatasetSpec, iter_samples, load_sample
 from vip2clip.model import load_detector, load_learner
-from vip2clip.storage import exists, join
-from vip2clip.training.checkpoints import LEARNER_FILE, PROGRESS_FILE, epoch_dir_name
 from vip2clip.training.config import TrainingConfig, load_training_config
-from vip2clip.training.faults import FaultInjection
 from vip2clip.training.trainer import run_training
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -112,30 +109,7 @@ def test_cache_on_and_off_give_the_same_learner(
         assert torch.equal(a[name], b[name]), name
 
 
-def test_killed_worker_resumes_from_s3_checkpoint(
-    ray_cluster: Any, s3_server: Any, dataset: Path, tmp_path: Path
-) -> None:
-    common = (
-        "dataset.classes=[wood,fabric]",
-        "optimizer.batch_size=4",
-        "optimizer.epochs=2",
-        "max_failures=2",
-    )
-    storage = f"s3://{s3_server.new_bucket('runs')}/training"
-    config = _config(dataset, storage, *common)
-    marker = tmp_path / "killed"
-    fault = FaultInjection(marker=str(marker), epoch=1, step=2)
-    result = run_training(config, fault)
-    assert marker.exists(), "the worker was never killed"
-    run = join(storage, config.run_name)
-    for epoch in (0, 1):
-        assert exists(join(run, epoch_dir_name(epoch), PROGRESS_FILE))
-    assert result.learner_uri == join(run, LEARNER_FILE) and exists(result.learner_uri)
-    assert result.metrics["global_step"] == 8  # 4 steps per epoch, epoch 1 redone once
-    reference = run_training(_config(dataset, str(tmp_path), *common))
-    resumed, uninterrupted = _learner(result.learner_uri), _learner(reference.learner_uri)
-    for name in resumed:
-        torch.testing.assert_close(resumed[name], uninterrupted[name], rtol=0, atol=0)
+# A worker killed mid-epoch with checkpoints on S3: tests/reliability/test_training_fault.py.
 
 
 def test_training_improves_a_held_out_domain(
