@@ -38,7 +38,7 @@ from vip2clip.data.preprocess import resize_to_model
 from vip2clip.errors import ImageDecodeError
 from vip2clip.results.masks import encode_mask
 from vip2clip.results.regions import region_stats
-from vip2clip.results.schema import STATUS_ERROR, STATUS_OK, conform
+from vip2clip.results.schema import FILE_SCHEMA, STATUS_ERROR, STATUS_OK, conform
 from vip2clip.scoring.source import LISTING_SCHEMA
 from vip2clip.storage import StorageConfig
 
@@ -228,20 +228,24 @@ def _result_row(row: dict[str, Any], moment: datetime) -> dict[str, Any]:
     return row
 
 
+# Columns postprocessing adds, typed as in the results schema.
+_POSTPROCESS_COLUMNS = (
+    "is_anomalous",
+    "mask_png",
+    "mask_height",
+    "mask_width",
+    "max_pixel_score",
+    "anomalous_area_fraction",
+    "bbox_x0",
+    "bbox_y0",
+    "bbox_x1",
+    "bbox_y1",
+)
 _RESULT_INPUT_SCHEMA = pa.schema(
     [
         *[f for f in SCORED_SCHEMA if f.name not in ("anomaly_map", "map_size")],
         pa.field("scored_at", pa.timestamp("us", tz="UTC"), nullable=False),
-        pa.field("is_anomalous", pa.bool_()),
-        pa.field("mask_png", pa.binary()),
-        pa.field("mask_height", pa.int32()),
-        pa.field("mask_width", pa.int32()),
-        pa.field("max_pixel_score", pa.float64()),
-        pa.field("anomalous_area_fraction", pa.float64()),
-        pa.field("bbox_x0", pa.int32()),
-        pa.field("bbox_y0", pa.int32()),
-        pa.field("bbox_x1", pa.int32()),
-        pa.field("bbox_y1", pa.int32()),
+        *[FILE_SCHEMA.field(name) for name in _POSTPROCESS_COLUMNS],
     ]
 )
 _RESULT_COLUMNS = _RESULT_INPUT_SCHEMA.names
