@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +139,18 @@ def local_copy(
             raise StorageError(f"{uri}: could not download ({exc})") from None
         partial.replace(target)
     return target
+
+
+_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
+
+
+def redact_userinfo(text: str) -> str:
+    """Hide ``user:password@`` parts of URIs in ``text`` (for logs, reports, summaries).
+
+    >>> redact_userinfo("http://user:pw@gateway:9091/x")
+    'http://***@gateway:9091/x'
+    """
+    return _USERINFO.sub(r"\g<scheme>***@", text)
 
 
 def _scheme(uri: str) -> str:

@@ -18,7 +18,7 @@ from vip2clip.errors import StorageError
 from vip2clip.query import duckdb_connection, duckdb_reader
 from vip2clip.report.top import top_rows
 from vip2clip.results import Manifest, ResultsStore
-from vip2clip.storage import StorageConfig
+from vip2clip.storage import StorageConfig, redact_userinfo
 
 DEFAULT_TOP = 24
 DEFAULT_MAX_ERRORS = 200
@@ -26,7 +26,6 @@ HISTOGRAM_BINS = 20  # over [0, 1], the range of image scores
 REDACTED = "[redacted]"
 # Summary keys whose values are never shown, should a writer ever put a secret there.
 _SECRET_KEY = re.compile(r"secret|token|password|passwd|credential|access_key|auth", re.I)
-_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 
 _HISTOGRAM_SQL = """
 SELECT least(greatest(floor(image_score * ?), 0), ? - 1)::INTEGER AS bin, count(*) AS n
@@ -141,7 +140,7 @@ def gather(
         for row in rows(_HISTOGRAM_SQL, HISTOGRAM_BINS, HISTOGRAM_BINS):
             histogram[row["bin"]] = row["n"]
         return ReportData(
-            results_uri=mask_userinfo(results_uri),
+            results_uri=redact_userinfo(results_uri),
             manifest=manifest,
             counts=counts,
             histogram=tuple(histogram),
@@ -161,17 +160,8 @@ def redact(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [redact(v) for v in value]
     if isinstance(value, str):
-        return mask_userinfo(value)
+        return redact_userinfo(value)
     return value
-
-
-def mask_userinfo(text: str) -> str:
-    """Replace ``user:password@`` in URIs by ``***@``.
-
-    >>> mask_userinfo("http://user:pw@host:9091/x")
-    'http://***@host:9091/x'
-    """
-    return _USERINFO.sub(r"\g<scheme>***@", text)
 
 
 def _manifest(store: ResultsStore, run_id: str | None) -> Manifest:

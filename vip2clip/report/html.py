@@ -18,9 +18,10 @@ from collections.abc import Iterable, Sequence
 from html import escape
 from typing import Any
 
-from vip2clip.report.data import Anomaly, ReportData, mask_userinfo
+from vip2clip.report.data import Anomaly, ReportData
 from vip2clip.report.images import Pictures
 from vip2clip.report.svg import histogram_svg
+from vip2clip.storage import redact_userinfo
 
 CONTENT_SECURITY_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 SCORE_DIGITS = 4
@@ -55,7 +56,7 @@ def text(value: Any) -> str:
         return escape(value.isoformat(sep=" ", timespec="seconds"))
     if isinstance(value, dict | list | tuple):
         value = json.dumps(value, sort_keys=True, default=str)
-    return escape(mask_userinfo(str(value)), quote=True)
+    return escape(redact_userinfo(str(value)), quote=True)
 
 
 def render(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from datetime import UTC, date, datetime
 from typing import Literal
 
@@ -14,7 +13,7 @@ from vip2clip.data.decode import MAX_IMAGE_PIXELS_DEFAULT
 from vip2clip.model import DetectorConfig
 from vip2clip.results.manifest import RUN_ID_PATTERN
 from vip2clip.scoring.source import DEFAULT_PAGE_SIZE
-from vip2clip.storage import StorageConfig
+from vip2clip.storage import StorageConfig, redact_userinfo
 from vip2clip.telemetry.push import PushConfig
 
 DEFAULT_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -130,21 +129,9 @@ class ScoringConfig(FrozenConfig):
         return masked
 
 
-_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
-
-
-def mask_uri(text: str) -> str:
-    """Hide ``user:password@`` parts of URIs.
-
-    >>> mask_uri("http://user:pw@gateway:9091")
-    'http://***@gateway:9091'
-    """
-    return _USERINFO.sub(r"\g<scheme>***@", text)
-
-
 def _mask(value: object) -> object:
     if isinstance(value, str):
-        return mask_uri(value)
+        return redact_userinfo(value)
     if isinstance(value, dict):
         return {k: _mask(v) for k, v in value.items()}
     if isinstance(value, list):
