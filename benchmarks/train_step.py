@@ -58,7 +58,7 @@ def _epoch_seconds(
     for _ in range(epochs):
         started = time.perf_counter()
         for batch in batched(rows, config.optimizer.batch_size):
-            features = batch_features(model, batch, cache, device)
+            features = batch_features(model, batch, cache, device, config.optimizer.batch_size)
             masks, labels = batch_targets(batch, device)
             train_step(head, optimizer, features, masks, labels)
         seconds.append(time.perf_counter() - started)

@@ -7,22 +7,21 @@ from typing import Any
 
 import click
 
+from vip2clip.cli.options import (
+    apply_detector_options,
+    apply_options,
+    detector_options,
+    set_dotted,
+)
 from vip2clip.config import read_yaml
 
-_NO_PRETRAINED = "none"  # --pretrained none: randomly initialised backbone (tests, demos)
-
-# CLI option -> dotted key of EvaluateConfig (options override the YAML file, --set overrides both)
+# CLI option -> dotted key of EvaluateConfig (options override the YAML file, --set overrides
+# both); the detector options are in vip2clip.cli.options.DETECTOR_OPTION_KEYS
 _OPTION_KEYS = {
     "dataset_format": "dataset.format",
     "split": "dataset.split",
     "classes": "dataset.classes",
     "on_bad_entry": "dataset.on_bad_entry",
-    "model": "detector.backbone.model",
-    "pretrained": "detector.backbone.pretrained",
-    "weights": "detector.backbone.weights",
-    "learner": "detector.learner",
-    "image_size": "detector.image_size",
-    "device": "detector.device",
     "output": "output",
     "batch_size": "batch_size",
     "ray_address": "ray_address",
@@ -42,12 +41,7 @@ _OPTION_KEYS = {
 @click.option("--split", type=click.Choice(["train", "test"]))
 @click.option("--classes", help="comma-separated classes (default: all)")
 @click.option("--on-bad-entry", type=click.Choice(["error", "skip"]))
-@click.option("--model", help="open_clip model name of the backbone (e.g. ViT-L-14-336)")
-@click.option("--pretrained", help="open_clip pretrained tag (e.g. openai); 'none' = random init")
-@click.option("--weights", help="backbone weights file (path or URI)")
-@click.option("--learner", help="learner checkpoint (path or URI)")
-@click.option("--image-size", type=int)
-@click.option("--device", help="auto | cpu | cuda | cuda:N")
+@detector_options
 @click.option("--output", "-o", help="folder or URI prefix for metrics.md and metrics.json")
 @click.option("--batch-size", type=int)
 @click.option("--ray-address", help="score on this Ray cluster (Ray Data actor pool)")
@@ -71,18 +65,15 @@ def evaluate(
     from vip2clip.eval.table import render_markdown
 
     data = read_yaml(config_path) if config_path else {}
-    _set(data, "dataset.uri", dataset)
+    set_dotted(data, "dataset.uri", dataset)
     if options.get("classes"):
         options["classes"] = [c.strip() for c in options["classes"].split(",") if c.strip()]
-    for name, key in _OPTION_KEYS.items():
-        if options.get(name) is not None:
-            _set(data, key, options[name])
-    if str(options.get("pretrained")).lower() == _NO_PRETRAINED:
-        _set(data, "detector.backbone.pretrained", None)
+    apply_options(data, options, _OPTION_KEYS)
+    apply_detector_options(data, options)
     if write_thresholds:
-        _set(data, "write_thresholds", True)
+        set_dotted(data, "write_thresholds", True)
     if no_progress:
-        _set(data, "progress", False)
+        set_dotted(data, "progress", False)
     config = load_config(EvaluateConfig, None, overrides, base=data)
     result = run_evaluation(config)
     click.echo(render_markdown(result.report), nl=False)
@@ -96,11 +87,3 @@ def _echo_footer(result: Any) -> None:
     if result.thresholds_written:
         t = result.report.thresholds
         click.echo(f"thresholds written: image {t.image:.6g}, pixel {t.pixel:.6g}")
-
-
-def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
-    node = data
-    *parents, last = dotted.split(".")
-    for part in parents:
-        node = node.setdefault(part, {})
-    node[last] = value

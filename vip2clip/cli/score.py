@@ -9,18 +9,17 @@ from typing import Any
 
 import click
 
+from vip2clip.cli.options import (
+    apply_detector_options,
+    apply_options,
+    detector_options,
+    set_dotted,
+)
 from vip2clip.config import read_yaml
 
-_NO_PRETRAINED = "none"  # --pretrained none: randomly initialised backbone (tests, demos)
-
-# CLI option -> dotted key of ScoringConfig (options override the YAML file, --set overrides both)
+# CLI option -> dotted key of ScoringConfig (options override the YAML file, --set overrides
+# both); the detector options are in vip2clip.cli.options.DETECTOR_OPTION_KEYS
 _OPTION_KEYS = {
-    "model": "detector.backbone.model",
-    "pretrained": "detector.backbone.pretrained",
-    "weights": "detector.backbone.weights",
-    "learner": "detector.learner",
-    "image_size": "detector.image_size",
-    "device": "detector.device",
     "mode": "mode",
     "run_id": "run_id",
     "run_date": "run_date",
@@ -46,12 +45,7 @@ _OPTION_KEYS = {
 )
 @click.option("--run-id", help="default: derived from date, mode, source and detector")
 @click.option("--run-date", help="partition date YYYY-MM-DD (default: today UTC)")
-@click.option("--model", help="open_clip model name of the backbone (e.g. ViT-L-14-336)")
-@click.option("--pretrained", help="open_clip pretrained tag (e.g. openai); 'none' = random init")
-@click.option("--weights", help="backbone weights file (path or URI)")
-@click.option("--learner", help="learner checkpoint (path or URI)")
-@click.option("--image-size", type=int)
-@click.option("--device", help="auto | cpu | cuda | cuda:N")
+@detector_options
 @click.option("--batch-size", type=int, help="images per inference batch")
 @click.option("--num-actors", type=int, help="inference actors")
 @click.option("--gpus-per-actor", help="GPUs per inference actor, or 'auto'")
@@ -79,17 +73,14 @@ def score(
     from vip2clip.scoring import ScoringConfig, run_scoring
 
     data = read_yaml(config_path) if config_path else {}
-    _set(data, "source", source)
-    _set(data, "output", output)
+    set_dotted(data, "source", source)
+    set_dotted(data, "output", output)
     if incremental is not None:
         options["mode"] = "incremental" if incremental else "full"
-    for name, key in _OPTION_KEYS.items():
-        if options.get(name) is not None:
-            _set(data, key, options[name])
-    if str(options.get("pretrained")).lower() == _NO_PRETRAINED:
-        _set(data, "detector.backbone.pretrained", None)
+    apply_options(data, options, _OPTION_KEYS)
+    apply_detector_options(data, options)
     if no_progress:
-        _set(data, "progress", False)
+        set_dotted(data, "progress", False)
     config = load_config(ScoringConfig, None, overrides, base=data)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     click.echo(f"config: {json.dumps(config.safe_dump(), sort_keys=True)}", err=True)
@@ -98,11 +89,3 @@ def score(
         click.echo(json.dumps(summary.to_dict(), sort_keys=True))
     else:
         click.echo(summary.line())
-
-
-def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
-    node = data
-    *parents, last = dotted.split(".")
-    for part in parents:
-        node = node.setdefault(part, {})
-    node[last] = value

@@ -42,6 +42,14 @@ class BackboneSpec(FrozenConfig):
     quick_gelu: bool = Field(default=True, description="QuickGELU activations (OpenAI CLIP)")
     seed: int = Field(default=0, description="seed of a random initialisation")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _weights_replace_default_tag(cls, data: Any) -> Any:
+        """A ``weights`` file given without a ``pretrained`` key replaces the default tag."""
+        if isinstance(data, dict) and data.get("weights") and "pretrained" not in data:
+            return {**data, "pretrained": None}
+        return data
+
     @model_validator(mode="after")
     def _one_source(self) -> BackboneSpec:
         if self.weights and self.pretrained:

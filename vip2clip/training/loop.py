@@ -169,7 +169,9 @@ def _run_epoch(state: WorkerState, shard: Any, epoch: int) -> EpochStats:
     for step_in_epoch, batch in enumerate(batched(rows, state.config.per_worker_batch)):
         maybe_inject_fault(state.fault, state.rank, epoch, step_in_epoch)
         step_started = time.perf_counter()
-        features = batch_features(state.model, batch, state.cache, state.device)
+        features = batch_features(
+            state.model, batch, state.cache, state.device, state.config.per_worker_batch
+        )
         masks, labels = batch_targets(batch, state.device)
         terms = train_step(state.head, state.optimizer, features, masks, labels)
         state.global_step += 1

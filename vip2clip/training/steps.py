@@ -88,9 +88,14 @@ def batch_features(
     rows: Sequence[Row],
     cache: FeatureCache | None,
     device: torch.device,
+    encode_batch: int | None = None,
 ) -> VisualFeatures:
     """Frozen features of ``rows`` in order: from the cache where present, else encoded
-    (and then cached). ``taps`` ``(T, B, 1 + N, D)``, ``global_feature`` ``(B, D)``."""
+    (and then cached). ``taps`` ``(T, B, 1 + N, D)``, ``global_feature`` ``(B, D)``.
+
+    The rows the cache lacks are encoded together in forward passes of exactly
+    ``encode_batch`` images (default: ``len(rows)``), see :func:`encode_rows`.
+    """
     found: dict[int, dict[str, torch.Tensor]] = {}
     for i, row in enumerate(rows):
         if row.cached is not None:
@@ -99,8 +104,9 @@ def batch_features(
             entry = cache.get(sample_key(model, row.key))
             if entry is not None:
                 found[i] = entry
-    for i in (i for i in range(len(rows)) if i not in found):
-        entry = encode_one(model, rows[i], device)
+    missing = [i for i in range(len(rows)) if i not in found]
+    encoded = encode_rows(model, [rows[i] for i in missing], device, encode_batch or len(rows))
+    for i, entry in zip(missing, encoded, strict=True):
         found[i] = entry
         if cache is not None:
             cache.put(sample_key(model, rows[i].key), _with_target(entry, rows[i]))
@@ -109,17 +115,32 @@ def batch_features(
     return VisualFeatures(taps, global_feature)
 
 
-def encode_one(model: ViP2CLIP, row: Row, device: torch.device) -> dict[str, torch.Tensor]:
-    """Frozen features of one sample: ``taps`` ``(T, 1 + N, D)``, ``global_feature`` ``(D,)``.
+def encode_rows(
+    model: ViP2CLIP, rows: Sequence[Row], device: torch.device, encode_batch: int
+) -> list[dict[str, torch.Tensor]]:
+    """Frozen features of each row: ``taps`` ``(T, 1 + N, D)``, ``global_feature`` ``(D,)``.
 
-    One image per forward pass on purpose: batched matrix products may round differently
-    with the batch's composition, and the shuffled batches differ every epoch, so only
-    per-sample encoding makes cached and fresh features bit-identical. At the paper's
-    resolution one image is already 1370 tokens, so little throughput is lost.
+    Every forward pass has the same shape, ``encode_batch`` images (a short last chunk is
+    padded with zero images), so a sample's features do not depend on which other samples
+    share its pass: the matrix kernels, chosen by shape, and each image's reduction order
+    stay fixed. Cached features (encoded in the first epoch's batches) and fresh ones
+    (encoded in a later epoch's differently shuffled batches) are then bit-identical,
+    while the GPU still sees whole batches.
     """
-    pixels = torch.from_numpy(_pixels(row)).unsqueeze(0).to(device)
-    encoded = model.encode(pixels)
-    return {TAPS: encoded.taps[:, 0], GLOBAL: encoded.global_feature[0]}
+    if encode_batch < 1:
+        raise ValueError(f"encode_batch must be positive, got {encode_batch}")
+    entries: list[dict[str, torch.Tensor]] = []
+    for start in range(0, len(rows), encode_batch):
+        chunk = rows[start : start + encode_batch]
+        pixels = torch.from_numpy(np.stack([_pixels(row) for row in chunk]))
+        if len(chunk) < encode_batch:
+            padding = pixels.new_zeros((encode_batch - len(chunk), *pixels.shape[1:]))
+            pixels = torch.cat([pixels, padding])
+        encoded = model.encode(pixels.to(device))
+        entries.extend(
+            {TAPS: encoded.taps[:, i], GLOBAL: encoded.global_feature[i]} for i in range(len(chunk))
+        )
+    return entries
 
 
 def batch_targets(rows: Sequence[Row], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

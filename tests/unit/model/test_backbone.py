@@ -76,3 +76,9 @@ def test_garbage_file_is_refused(tmp_path: Path) -> None:
 def test_spec_refuses_two_sources() -> None:
     with pytest.raises(ValueError, match="not both"):
         BackboneSpec(model="ViT-B-32", pretrained="openai", weights="/x.pt")
+
+
+def test_weights_without_a_tag_replace_the_default_tag() -> None:
+    spec = BackboneSpec.model_validate({"model": "ViT-B-32", "weights": "s3://models/clip.pt"})
+    assert spec.pretrained is None and spec.weights == "s3://models/clip.pt"
+    assert BackboneSpec().pretrained is not None  # the default tag stays without weights

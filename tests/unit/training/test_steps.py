@@ -6,16 +6,19 @@ import numpy as np
 import pytest
 import torch
 
-from vip2clip.model import BackboneSpec, DetectorConfig, ViP2CLIP
+from vip2clip.model import BackboneSpec, DetectorConfig, ViP2CLIP, VisualFeatures
 from vip2clip.training.config import TrainingConfig, load_training_config
 from vip2clip.training.feature_cache import FeatureCache
 from vip2clip.training.steps import (
+    GLOBAL,
+    TAPS,
     LearnedHead,
     Row,
     batch_features,
     batch_targets,
     build_model,
     build_optimizer,
+    encode_rows,
     row_from_cache,
     sample_key,
     train_step,
@@ -84,14 +87,37 @@ def test_learned_head_exposes_only_the_learner(model: ViP2CLIP) -> None:
 def test_cached_features_equal_fresh_ones(model: ViP2CLIP) -> None:
     rows = _rows(4)
     cpu = torch.device("cpu")
-    fresh = batch_features(model, rows, None, cpu)
+    fresh = batch_features(model, rows, None, cpu, encode_batch=4)
     cache = FeatureCache(max_bytes=10**8)
-    first = batch_features(model, rows[2:], cache, cpu)  # fills two entries
-    mixed = batch_features(model, rows, cache, cpu)  # two encoded, two hits
+    first = batch_features(model, rows[2:], cache, cpu, encode_batch=4)  # fills two entries
+    mixed = batch_features(model, rows, cache, cpu, encode_batch=4)  # two encoded, two hits
     assert torch.equal(first.taps, fresh.taps[:, 2:])
     assert torch.equal(mixed.taps, fresh.taps)
     assert torch.equal(mixed.global_feature, fresh.global_feature)
     assert cache.stats.hits == 2 and len(cache) == 4
+
+
+def test_encoding_runs_fixed_shape_batches_independent_of_companions(
+    model: ViP2CLIP, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = _rows(7)
+    shapes: list[tuple[int, ...]] = []
+    encode = model.encode
+
+    def recording_encode(pixels: torch.Tensor) -> VisualFeatures:
+        shapes.append(tuple(pixels.shape))
+        return encode(pixels)
+
+    monkeypatch.setattr(model, "encode", recording_encode)
+    cpu = torch.device("cpu")
+    together = encode_rows(model, rows, cpu, encode_batch=4)
+    assert shapes == [(4, 3, SIZE, SIZE), (4, 3, SIZE, SIZE)]  # 7 rows: one padded pass
+    reordered = encode_rows(model, rows[::-1], cpu, encode_batch=4)
+    for entry, again in zip(together, reordered[::-1], strict=True):
+        assert torch.equal(entry[TAPS], again[TAPS])
+        assert torch.equal(entry[GLOBAL], again[GLOBAL])
+    with pytest.raises(ValueError, match="positive"):
+        encode_rows(model, rows, cpu, encode_batch=0)
 
 
 def test_replayed_rows_need_no_pixels(model: ViP2CLIP) -> None:
