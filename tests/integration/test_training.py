@@ -4,9 +4,8 @@
 (b) the feature cache changes nothing: same learner after 2 epochs with and without it;
 (c) a worker killed mid-epoch: the run resumes from its last checkpoint (on S3) and ends
     with exactly the learner of an uninterrupted run;
-(d) training improves the detector on a held-out synthetic domain: pixel AUROC is asserted;
-    image AUROC is printed but not asserted (on the tiny *random* backbone the image score of
-    an unseen domain does not improve with training, while the pixel maps do).
+(d) training improves the detector on a held-out synthetic domain: image and pixel AUROC
+    both rise clearly above the untrained learner's.
 """
 
 from __future__ import annotations
@@ -30,9 +29,16 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SMALL = 64  # px: 4 x 4 patches of the tiny backbone
 LARGER = 128  # px: 8 x 8 patches, enough for pixel maps to mean something
 DOMAINS = ("wood", "fabric", "metal", "tiles", "pills")
-# Of the five domains, metal is the one whose random-backbone patch features transfer from
-# the other four (a linear probe reaches ~0.89 patch AUROC on it, ~0.2-0.6 on the others).
+# The backbone is random (no weights can be downloaded here), so what training learns on four
+# domains transfers to a fifth only where that domain's random patch features of defects lie
+# the way the others' do. Metal is that domain: a linear probe trained on the other four
+# reaches ~0.89 patch AUROC on it (~0.2-0.6 on the others), and leave-one-domain-out training
+# improves image and pixel AUROC on metal, on the others mostly pixel AUROC only.
 HELD_OUT = "metal"
+# The official top-k of 50 patches is 3.6% of ViT-L/14's 37 x 37 grid at 518 px; of this
+# test's 8 x 8 grid it would be 78%, an average over nearly the whole image. 8 of 64 keeps
+# the image score about the most anomalous patches, as at the paper's scale.
+TOP_K = 8
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +52,9 @@ def dataset(synthetic_dataset_factory: Any) -> Path:
 
 @pytest.fixture(scope="module")
 def larger_dataset(synthetic_dataset_factory: Any) -> Path:
-    """Per domain: 8 good and 12 defective test images at 128 px."""
+    """Per domain: 16 good and 24 defective test images at 128 px."""
     root: Path = synthetic_dataset_factory(
-        domains=DOMAINS, n_train_good=1, n_test_good=8, n_test_bad=12, image_size=LARGER, seed=0
+        domains=DOMAINS, n_train_good=1, n_test_good=16, n_test_bad=24, image_size=LARGER, seed=0
     )
     return root
 
@@ -121,8 +127,9 @@ def test_training_improves_a_held_out_domain(
         str(tmp_path),
         f"dataset.classes=[{','.join(seen)}]",
         f"detector.image_size={LARGER}",
+        f"detector.top_k={TOP_K}",
         "optimizer.lr_fgp=1e-2",
-        "optimizer.epochs=5",
+        "optimizer.epochs=10",
     )
     result = run_training(config)
     before = _held_out_auroc(larger_dataset, config, learner=None)
@@ -131,7 +138,8 @@ def test_training_improves_a_held_out_domain(
         f"held-out {HELD_OUT}: image AUROC {before[0]:.3f} -> {after[0]:.3f}, "
         f"pixel AUROC {before[1]:.3f} -> {after[1]:.3f}"
     )
-    assert after[1] > before[1] + 0.1
+    assert after[0] > before[0] + 0.05, "image AUROC did not improve"
+    assert after[1] > before[1] + 0.2, "pixel AUROC did not improve"
 
 
 def _held_out_auroc(

@@ -47,7 +47,10 @@ class ScoringConfig(FrozenConfig):
     run_date: date | None = Field(default=None, description="partition date; default: today UTC")
     batch_size: int = Field(default=8, ge=1, description="images per inference batch")
     read_batch_size: int = Field(default=16, ge=1, description="objects per read/decode task")
-    num_actors: int = Field(default=1, ge=1, description="inference actors (pool maximum)")
+    num_actors: int | Literal["auto"] = Field(
+        default="auto",
+        description="inference actors (pool maximum); auto: one per GPU, else half the CPUs",
+    )
     min_actors: int | None = Field(
         default=None,
         ge=1,
@@ -84,7 +87,13 @@ class ScoringConfig(FrozenConfig):
 
     @model_validator(mode="after")
     def _pool_bounds(self) -> ScoringConfig:
-        if self.min_actors is not None and self.min_actors > self.num_actors:
+        if isinstance(self.num_actors, int) and self.num_actors < 1:
+            raise ValueError(f"num_actors must be at least 1 or 'auto', got {self.num_actors}")
+        if (
+            self.min_actors is not None
+            and isinstance(self.num_actors, int)
+            and self.min_actors > self.num_actors
+        ):
             raise ValueError(
                 f"min_actors ({self.min_actors}) exceeds num_actors ({self.num_actors})"
             )

@@ -35,6 +35,7 @@ from vip2clip.results import STATUS_ERROR, STATUS_OK, CommitInfo, ResultsStore
 from vip2clip.scoring import identity, source, stages
 from vip2clip.scoring.config import ScoringConfig
 from vip2clip.scoring.inference import InferenceWorker
+from vip2clip.scoring.sizing import plan_actors
 
 logger = logging.getLogger(__name__)
 
@@ -180,17 +181,19 @@ def build_dataset(
         },
         memory=_load_task_memory(config),
     )
+    actors = plan_actors(config, ray.cluster_resources())
+    logger.info("inference pool: %s", actors)
     ds = ds.map_batches(
         InferenceWorker,
         batch_format="pyarrow",
         batch_size=config.batch_size,
         compute=ray.data.ActorPoolStrategy(
-            min_size=config.min_actors or 1,
-            max_size=config.num_actors,
-            initial_size=config.num_actors,
+            min_size=actors.min_actors,
+            max_size=actors.num_actors,
+            initial_size=actors.num_actors,
         ),
-        num_gpus=_gpus_per_actor(config),
-        num_cpus=config.cpus_per_actor,
+        num_gpus=actors.gpus_per_actor,
+        num_cpus=actors.cpus_per_actor,
         fn_constructor_kwargs={
             "detector_config": config.detector,
             "storage_config": config.storage,
@@ -508,20 +511,6 @@ def _new_counter() -> Any:
     # worker nodes are lost meanwhile.
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
     return RunCounter.options(scheduling_strategy=here).remote()  # type: ignore[attr-defined]
-
-
-def _gpus_per_actor(config: ScoringConfig) -> float:
-    import ray
-
-    available = ray.cluster_resources().get("GPU", 0)
-    if config.gpus_per_actor == "auto":
-        return 1.0 if available > 0 else 0.0
-    if config.gpus_per_actor > 0 and available == 0:
-        logger.warning(
-            "gpus_per_actor=%s but the cluster has no GPU now; actors wait for GPU nodes",
-            config.gpus_per_actor,
-        )
-    return float(config.gpus_per_actor)
 
 
 def _connect(address: str | None) -> None:
