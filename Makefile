@@ -17,12 +17,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Real Prometheus and Pushgateway for the metrics tests, headless Chromium for the report
-# check (Debian packages).
+# check, and g++ for torch.compile on CPU (Debian packages).
 system-deps:
 	@if ! command -v prometheus >/dev/null || ! command -v prometheus-pushgateway >/dev/null \
-	   || ! command -v promtool >/dev/null || ! command -v chromium >/dev/null; then \
+	   || ! command -v promtool >/dev/null || ! command -v chromium >/dev/null \
+	   || ! command -v g++ >/dev/null; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    --no-install-recommends prometheus prometheus-pushgateway chromium >/dev/null; \
+	    --no-install-recommends prometheus prometheus-pushgateway chromium g++ >/dev/null; \
 	fi
 
 demo: $(STAMP)

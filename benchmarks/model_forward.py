@@ -7,6 +7,7 @@ matmul peak. Random weights: no download.
 
     python benchmarks/model_forward.py                      # everything (slow for ViT-L on CPU)
     python benchmarks/model_forward.py --models tiny --batch-sizes 1,8
+    python benchmarks/model_forward.py --models vitl --batch-sizes 1,8 --compile
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -51,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--compile", action="store_true", help="also run each precision through torch.compile"
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -89,29 +94,32 @@ def _bench_shape(
 ) -> list[list[object]]:
     rows: list[list[object]] = []
     baseline = None
-    for precision in args.precisions.split(","):
+    modes = (False, True) if args.compile else (False,)
+    variants = [(p, c) for p in args.precisions.split(",") for c in modes]
+    flops = _image_flops(shape, device)
+    for precision, compiled in variants:
         config = DetectorConfig(
             backbone=BackboneSpec(model=shape.model, pretrained=None),
             image_size=shape.image_size,
             device=device,
             precision=precision,
+            compile=compiled,
         )
         detector = load_detector(config)
-        one = torch.randn(1, 3, shape.image_size, shape.image_size)
-        flops = count_flops(lambda d=detector, x=one: d.score_pixels(x))
         for batch in [int(b) for b in args.batch_sizes.split(",")]:
             pixels = torch.randn(batch, 3, shape.image_size, shape.image_size)
+            # the warm-up call of each shape also pays a compilation
             repeats = max(1, args.repeats if batch * flops < 5e12 else 1)
-            seconds = median_seconds(lambda d=detector, x=pixels: d.score_pixels(x), repeats)
+            seconds = median_seconds(partial(detector.score_pixels, pixels), repeats)
             per_image = seconds / batch
-            if precision == "fp32" and batch == 1:
+            if precision == "fp32" and batch == 1 and not compiled:
                 baseline = per_image
             achieved = flops / per_image
             speedup = f"{baseline / per_image:.2f}x" if baseline else "-"
             rows.append(
                 [
                     shape.name,
-                    precision,
+                    precision + ("+compile" if compiled else ""),
                     batch,
                     per_image,
                     1 / per_image,
@@ -123,6 +131,18 @@ def _bench_shape(
             )
         del detector
     return rows
+
+
+def _image_flops(shape: Shape, device: str) -> int:
+    """FLOPs of one image through the eager fp32 detector (the same for every variant)."""
+    config = DetectorConfig(
+        backbone=BackboneSpec(model=shape.model, pretrained=None),
+        image_size=shape.image_size,
+        device=device,
+    )
+    detector = load_detector(config)
+    one = torch.randn(1, 3, shape.image_size, shape.image_size)
+    return count_flops(lambda: detector.score_pixels(one))
 
 
 def _dtype(precision: str) -> torch.dtype:

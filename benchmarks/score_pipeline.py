@@ -37,8 +37,8 @@ import numpy as np
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = {"model": "vip2clip-tiny", "image_size": 112}
-VITL = {"model": "ViT-L-14-336", "image_size": 518}
+TINY: dict[str, Any] = {"model": "vip2clip-tiny", "image_size": 112}
+VITL: dict[str, Any] = {"model": "ViT-L-14-336", "image_size": 518}
 KIB = 1024
 
 

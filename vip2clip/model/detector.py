@@ -21,7 +21,7 @@ from vip2clip.model.constants import (
 from vip2clip.model.fgp import FineGrainedPerception
 from vip2clip.model.maps import gaussian_blur, upsample_patch_grid
 from vip2clip.model.prompts import PromptConfig, PromptLearner, encode_prompts
-from vip2clip.model.vision import VisualFeatures, encode_image
+from vip2clip.model.vision import ImageTower, VisualFeatures
 
 NORMAL, ABNORMAL = 0, 1  # channel order of every 2-way output
 
@@ -40,6 +40,10 @@ class DetectorConfig(FrozenConfig):
     prompts: PromptConfig = Field(default_factory=PromptConfig)
     device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N")
     precision: Literal["fp32", "bf16"] = "fp32"
+    compile: bool = Field(
+        default=False,
+        description="torch.compile the image tower (faster after a one-off compile per shape)",
+    )
     seed: int = Field(default=SEED, description="initialisation of an untrained learner")
 
 
@@ -84,6 +88,7 @@ class ViP2CLIP(nn.Module):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             self.learner = Learner(backbone, config.prompts)
+        self.image_tower = ImageTower(config.compile)
 
     def train(self, mode: bool = True) -> ViP2CLIP:
         super().train(mode)
@@ -93,7 +98,7 @@ class ViP2CLIP(nn.Module):
     def encode(self, pixels: torch.Tensor) -> VisualFeatures:
         """Frozen image tower over ``(B, 3, S, S)``; no gradients, cacheable."""
         with torch.no_grad():
-            return encode_image(self.clip.visual, pixels, self.taps)
+            return self.image_tower(self.clip.visual, pixels, self.taps)
 
     def head(self, features: VisualFeatures, *, smooth: bool = True) -> DetectorOutput:
         """Learned part from cached or fresh features to scores and maps."""

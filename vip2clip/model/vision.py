@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -11,6 +12,8 @@ import torch.nn.functional as F
 from open_clip.transformer import VisionTransformer
 
 from vip2clip.model.attention import run_blocks
+
+logger = logging.getLogger(__name__)
 
 
 class VisualFeatures(NamedTuple):
@@ -65,3 +68,42 @@ def encode_image(
             by_block[index] = visual.ln_post(x) @ visual.proj
     global_feature = F.normalize(x[:, 0] @ visual.proj, dim=-1)
     return VisualFeatures(torch.stack([by_block[t] for t in taps]), global_feature)
+
+
+class ImageTower:
+    """:func:`encode_image`, optionally through ``torch.compile``.
+
+    Compiling fuses the element-wise work between the matrix products (QuickGELU, layer
+    norms, residual adds, layout copies) and is measured in ``benchmarks/model_forward.py``.
+    The first batch of each new shape pays the compilation. Compiling needs a C++ compiler
+    on CPU and Triton on GPU: if compilation fails, the tower logs why once and runs eagerly
+    from then on, with the same results.
+    """
+
+    def __init__(self, use_compile: bool) -> None:
+        self._compiled = torch.compile(encode_image) if use_compile else None
+
+    @property
+    def compiled(self) -> bool:
+        """Whether calls still go through the compiled function."""
+        return self._compiled is not None
+
+    def __call__(
+        self, visual: VisionTransformer, pixels: torch.Tensor, taps: Sequence[int]
+    ) -> VisualFeatures:
+        if self._compiled is not None:
+            try:
+                features: VisualFeatures = self._compiled(visual, pixels, tuple(taps))
+                return features
+            except COMPILE_ERRORS as exc:
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc)
+                logger.warning("torch.compile of the image tower failed, running eager: %s", reason)
+                self._compiled = None
+        return encode_image(visual, pixels, taps)
+
+
+# What a failed compilation raises (a missing or broken compiler, an unsupported op).
+COMPILE_ERRORS: tuple[type[Exception], ...] = (
+    torch._dynamo.exc.TorchDynamoException,
+    torch._inductor.exc.InductorError,
+)
