@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from vip2clip.data.decode import decode_image
-from vip2clip.data.preprocess import preprocess_image
+from vip2clip.data.preprocess import normalize_rgb, preprocess_image
 from vip2clip.errors import CheckpointError
 from vip2clip.model.backbone import load_backbone
 from vip2clip.model.checkpoint import LearnerMetadata, load_learner
@@ -56,11 +56,16 @@ class Detector:
 
     def score_pixels(self, pixels: torch.Tensor) -> DetectorOutput:
         """Preprocessed ``(B, 3, S, S)`` -> outputs on the CPU, float32."""
-        if self.device.type == "cuda" and not pixels.is_pinned():
-            pixels = pixels.pin_memory()  # lets the host-to-device copy overlap compute
-        with torch.inference_mode(), self._autocast():
-            out = self.model(pixels.to(self.device, non_blocking=True))
-        return DetectorOutput(*(t.float().cpu() for t in out))
+        return self._forward(self._to_device(pixels))
+
+    def score_rgb(self, rgb: torch.Tensor) -> DetectorOutput:
+        """Resized uint8 ``(B, S, S, 3)`` -> outputs on the CPU, float32.
+
+        The uint8 batch crosses to the device (a quarter of the float bytes) and is
+        normalised there, bit-identically to :func:`~vip2clip.data.preprocess.normalize_rgb`
+        on the CPU.
+        """
+        return self._forward(normalize_rgb(self._to_device(rgb)))
 
     def score_images(self, images: Sequence[ImageInput]) -> DetectorOutput:
         """PIL images, uint8 arrays ``(H, W[, C])``, encoded bytes or file paths, in one batch.
@@ -70,6 +75,16 @@ class Detector:
         """
         pixels = torch.stack([preprocess_image(_as_pil(i), self.image_size) for i in images])
         return self.score_pixels(pixels)
+
+    def _to_device(self, batch: torch.Tensor) -> torch.Tensor:
+        if self.device.type == "cuda" and batch.device.type == "cpu" and not batch.is_pinned():
+            batch = batch.pin_memory()  # lets the host-to-device copy overlap compute
+        return batch.to(self.device, non_blocking=True)
+
+    def _forward(self, pixels: torch.Tensor) -> DetectorOutput:
+        with torch.inference_mode(), self._autocast():
+            out = self.model(pixels)
+        return DetectorOutput(*(t.float().cpu() for t in out))
 
     def _autocast(self) -> contextlib.AbstractContextManager[None]:
         if self.config.precision == "bf16":

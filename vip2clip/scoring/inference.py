@@ -14,7 +14,6 @@ import numpy as np
 import pyarrow as pa
 
 from vip2clip.data.decode import INFERENCE_FAILED
-from vip2clip.data.preprocess import normalize_rgb
 from vip2clip.results.schema import STATUS_OK
 from vip2clip.scoring.config import DEFAULT_IMAGE_THRESHOLD, DEFAULT_PIXEL_THRESHOLD
 from vip2clip.scoring.stages import (
@@ -111,9 +110,9 @@ class InferenceWorker:
         import torch
 
         size = self.detector.image_size
-        pixels = np.stack([normalize_rgb(pixels_array(r["pixels"], size)) for r in rows])
+        rgb = torch.from_numpy(np.stack([pixels_array(r["pixels"], size) for r in rows]))
         start = time.perf_counter()
-        out = self.detector.score_pixels(torch.from_numpy(pixels))
+        out = self.detector.score_rgb(rgb)
         seconds = time.perf_counter() - start
         scores = out.scores.numpy().astype(np.float64)
         maps = out.anomaly_maps.numpy().astype(MAP_DTYPE, copy=False)

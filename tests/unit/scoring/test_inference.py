@@ -92,14 +92,14 @@ def test_thresholds_come_from_config_then_metadata_then_default(worker: Inferenc
 def test_a_failing_image_becomes_inference_failed(
     worker: InferenceWorker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = worker.detector.score_pixels
+    real = worker.detector.score_rgb
 
-    def fail_on_large_batches(pixels: torch.Tensor):  # type: ignore[no-untyped-def]
-        if pixels.shape[0] > 1 or float(pixels.mean()) > 0:  # batch fails; so does 1 image
+    def fail_on_large_batches(rgb: torch.Tensor):  # type: ignore[no-untyped-def]
+        if rgb.shape[0] > 1 or float(rgb.float().mean()) > 127:  # batch fails; so does 1 image
             raise RuntimeError("CUDA out of memory (simulated)")
-        return real(pixels)
+        return real(rgb)
 
-    monkeypatch.setattr(worker.detector, "score_pixels", fail_on_large_batches)
+    monkeypatch.setattr(worker.detector, "score_rgb", fail_on_large_batches)
     bright = io.BytesIO()
     Image.new("RGB", (64, 64), (255, 255, 255)).save(bright, format="PNG")
     dark = io.BytesIO()

@@ -141,7 +141,7 @@ def test_decoded_pixels_normalise_to_exactly_the_model_preprocessing() -> None:
     data = _png((40, 56, 4), seed=3)  # RGBA, non-square: resized in its own mode
     row = stages.decode_objects(_read_block([data]), SIZE, 10**8).to_pylist()[0]
     assert (row["image_width"], row["image_height"]) == (56, 40)
-    ours = torch.from_numpy(normalize_rgb(stages.pixels_array(row["pixels"], SIZE)))
+    ours = normalize_rgb(torch.from_numpy(stages.pixels_array(row["pixels"], SIZE).copy()))
     reference = preprocess_image(decode_image(data), SIZE)
     assert torch.equal(ours, reference)
 
