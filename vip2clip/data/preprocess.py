@@ -33,9 +33,8 @@ def normalize_rgb(rgb: torch.Tensor) -> torch.Tensor:
     so the result is bit-identical on CPU and GPU."""
     if rgb.dtype != torch.uint8 or rgb.shape[-1] != 3:
         raise ValueError(f"expected uint8 (..., S, S, 3), got {rgb.dtype} {tuple(rgb.shape)}")
-    chw = rgb.movedim(-1, -3).float() / 255.0
-    mean, std = _MEAN.to(chw.device), _STD.to(chw.device)
-    return ((chw - mean) / std).contiguous()
+    chw = rgb.movedim(-1, -3).contiguous().float()  # transpose the bytes, not the floats
+    return chw.div_(255.0).sub_(_MEAN.to(chw.device)).div_(_STD.to(chw.device))
 
 
 def preprocess_image(image: Image.Image, image_size: int) -> torch.Tensor:
