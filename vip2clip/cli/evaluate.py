@@ -46,7 +46,7 @@ _OPTION_KEYS = {
 @click.option("--batch-size", type=int)
 @click.option("--ray-address", help="score on this Ray cluster (Ray Data actor pool)")
 @click.option("--num-actors", type=int)
-@click.option("--gpus-per-actor", type=float)
+@click.option("--gpus-per-actor", help="GPUs per scoring actor, or 'auto'")
 @click.option("--aupro-method", type=click.Choice(["research", "anomalib"]))
 @click.option("--write-thresholds", is_flag=True, help="store F1-max thresholds in the learner")
 @click.option("--no-progress", is_flag=True, help="no progress bar")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import Field
@@ -35,6 +35,7 @@ from vip2clip.eval.scoring import Batch, SampleScorer, score_samples
 from vip2clip.eval.table import write_report
 from vip2clip.eval.thresholds import write_thresholds
 from vip2clip.model.detector import DetectorConfig
+from vip2clip.scoring.sizing import plan_actors
 from vip2clip.storage import StorageConfig
 
 if TYPE_CHECKING:
@@ -56,9 +57,14 @@ class EvaluateConfig(FrozenConfig):
     ray_address: str | None = Field(
         default=None, description="score on this Ray cluster ('auto' inside a job); None = here"
     )
-    num_actors: int = Field(default=1, ge=1, description="scoring actors on the Ray cluster")
-    cpus_per_actor: float = Field(default=1.0, ge=0)
-    gpus_per_actor: float = Field(default=0.0, ge=0)
+    num_actors: int | Literal["auto"] = Field(
+        default="auto",
+        description="scoring actors on the Ray cluster; auto: one per GPU, else half the CPUs",
+    )
+    cpus_per_actor: float = Field(default=1.0, gt=0)
+    gpus_per_actor: float | Literal["auto"] = Field(
+        default="auto", description="auto: 1 when the cluster has GPUs, else CPU inference"
+    )
     aupro_method: AuproMethod = "research"
     histogram_bins: int = Field(default=DEFAULT_BINS, ge=2)
     write_thresholds: bool = Field(
@@ -115,14 +121,20 @@ def _score_on_ray(
     import ray
 
     _connect(address)
+    actors = plan_actors(
+        ray.cluster_resources(),
+        num_actors=config.num_actors,
+        gpus_per_actor=config.gpus_per_actor,
+        cpus_per_actor=config.cpus_per_actor,
+    )
     dataset = ray.data.from_items([s.as_row() for s in samples]).map_batches(
         SampleScorer,
         fn_constructor_kwargs={"detector": config.detector, "storage": config.storage},
         batch_size=config.batch_size,
         batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=config.num_actors),
-        num_cpus=config.cpus_per_actor,
-        num_gpus=config.gpus_per_actor,
+        compute=ray.data.ActorPoolStrategy(size=actors.num_actors),
+        num_cpus=actors.cpus_per_actor,
+        num_gpus=actors.gpus_per_actor,
     )
     yield from dataset.iter_batches(batch_size=config.batch_size, batch_format="numpy")
 

@@ -181,7 +181,13 @@ def build_dataset(
         },
         memory=_load_task_memory(config),
     )
-    actors = plan_actors(config, ray.cluster_resources())
+    actors = plan_actors(
+        ray.cluster_resources(),
+        num_actors=config.num_actors,
+        gpus_per_actor=config.gpus_per_actor,
+        cpus_per_actor=config.cpus_per_actor,
+        min_actors=config.min_actors,
+    )
     logger.info("inference pool: %s", actors)
     ds = ds.map_batches(
         InferenceWorker,

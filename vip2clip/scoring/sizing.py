@@ -1,4 +1,5 @@
-"""How many inference actors a scoring run gets, and what each reserves.
+"""How many inference actors a run gets (scoring, or evaluation on a cluster), and what
+each reserves.
 
 Decided once, when the pipeline is planned, from the cluster's resources at that moment:
 
@@ -20,8 +21,7 @@ import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-
-from vip2clip.scoring.config import ScoringConfig
+from typing import Literal
 
 logger = logging.getLogger(__name__)
 
@@ -43,28 +43,34 @@ class ActorPlan:
         return self.gpus_per_actor > 0
 
 
-def plan_actors(config: ScoringConfig, resources: Mapping[str, float]) -> ActorPlan:
-    """The actor pool for ``config`` on a cluster with these total ``resources``
+def plan_actors(
+    resources: Mapping[str, float],
+    *,
+    num_actors: int | Literal["auto"],
+    gpus_per_actor: float | Literal["auto"],
+    cpus_per_actor: float,
+    min_actors: int | None = None,
+) -> ActorPlan:
+    """The actor pool on a cluster with these total ``resources``
     (``ray.cluster_resources()``: ``"CPU"``, ``"GPU"``, ...)."""
     gpus = float(resources.get("GPU", 0.0))
     cpus = float(resources.get("CPU", 0.0))
-    gpus_per_actor = _gpus_per_actor(config, gpus)
-    if config.num_actors != "auto":
-        num_actors = config.num_actors
-    elif gpus_per_actor > 0:
-        num_actors = max(1, math.floor(gpus / gpus_per_actor + 1e-9))
+    gpu_share = _gpus_per_actor(gpus_per_actor, gpus)
+    if num_actors != "auto":
+        size = num_actors
+    elif gpu_share > 0:
+        size = max(1, math.floor(gpus / gpu_share + 1e-9))
     else:
-        num_actors = max(1, math.floor(cpus * CPU_SHARE_FOR_INFERENCE / config.cpus_per_actor))
-    min_actors = min(config.min_actors or 1, num_actors)
-    return ActorPlan(num_actors, min_actors, gpus_per_actor, config.cpus_per_actor)
+        size = max(1, math.floor(cpus * CPU_SHARE_FOR_INFERENCE / cpus_per_actor))
+    return ActorPlan(size, min(min_actors or 1, size), gpu_share, cpus_per_actor)
 
 
-def _gpus_per_actor(config: ScoringConfig, cluster_gpus: float) -> float:
-    if config.gpus_per_actor == "auto":
+def _gpus_per_actor(requested: float | Literal["auto"], cluster_gpus: float) -> float:
+    if requested == "auto":
         return 1.0 if cluster_gpus > 0 else 0.0
-    if config.gpus_per_actor > 0 and cluster_gpus == 0:
+    if requested > 0 and cluster_gpus == 0:
         logger.warning(
             "gpus_per_actor=%s but the cluster has no GPU now; actors wait for GPU nodes",
-            config.gpus_per_actor,
+            requested,
         )
-    return float(config.gpus_per_actor)
+    return float(requested)

@@ -18,6 +18,16 @@ def _config(*overrides: str) -> ScoringConfig:
     )
 
 
+def _plan(config: ScoringConfig, resources: dict[str, Any]) -> ActorPlan:
+    return plan_actors(
+        resources,
+        num_actors=config.num_actors,
+        gpus_per_actor=config.gpus_per_actor,
+        cpus_per_actor=config.cpus_per_actor,
+        min_actors=config.min_actors,
+    )
+
+
 @pytest.mark.parametrize(
     ("overrides", "resources", "expected"),
     [
@@ -38,11 +48,11 @@ def _config(*overrides: str) -> ScoringConfig:
     ],
 )
 def test_plan(overrides: tuple[str, ...], resources: dict[str, Any], expected: ActorPlan) -> None:
-    assert plan_actors(_config(*overrides), resources) == expected
+    assert _plan(_config(*overrides), resources) == expected
 
 
 def test_explicit_gpus_without_gpu_nodes_warn(caplog: pytest.LogCaptureFixture) -> None:
-    plan = plan_actors(_config("gpus_per_actor=1", "num_actors=1"), {"CPU": 8})
+    plan = _plan(_config("gpus_per_actor=1", "num_actors=1"), {"CPU": 8})
     assert plan.on_gpu
     assert "no GPU now" in caplog.text
 
