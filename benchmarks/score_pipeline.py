@@ -223,9 +223,13 @@ def print_report(
         f"{os.cpu_count()} CPUs on this machine (load average {os.getloadavg()[0]:.1f})"
     )
     if rows:
-        print(f"{'backbone':<28}{'n':>6}{'forward img/s':>15}{'e2e wall img/s':>16}")
+        print(f"{'backbone':<28}{'n':>6}{'forward img/s':>15}{'e2e wall img/s':>16}{'e2e %':>7}")
         for r in rows:
-            print(f"{r['backbone']:<28}{r['n']:>6}{r['forward']:>15.2f}{r['e2e_wall']:>16.2f}")
+            share = 100 * r["e2e_wall"] / r["forward"]
+            print(
+                f"{r['backbone']:<28}{r['n']:>6}{r['forward']:>15.4g}{r['e2e_wall']:>16.4g}"
+                f"{share:>7.0f}"
+            )
     if rss:
         print(f"\n{'objects (tiny)':<16}{'rows':>8}{'seconds':>10}{'driver peak RSS MiB':>22}")
         for n, result in rss:
