@@ -87,22 +87,24 @@ def _encoded(image: Image.Image, fmt: str) -> bytes:
     return buffer.getvalue()
 
 
+# The columns every stage's rows start with: one object that was read without error.
+_READ_OK: dict[str, object] = {
+    "object_etag": "e",
+    "object_mtime": None,
+    "status": "ok",
+    "error_reason": None,
+    "error_detail": None,
+    "read_ms": 1.0,
+}
+
+
+def _block(n: int, row: dict[str, object], schema: pa.Schema | None = None) -> pa.Table:
+    rows = [{"source_uri": f"s3://bench/{i}.img", **_READ_OK, **row} for i in range(n)]
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
 def _read_block(data: bytes, n: int) -> pa.Table:
-    rows = [
-        {
-            "source_uri": f"s3://bench/{i}.img",
-            "object_size": len(data),
-            "object_etag": "e",
-            "object_mtime": None,
-            "status": "ok",
-            "error_reason": None,
-            "error_detail": None,
-            "read_ms": 1.0,
-            "data": data,
-        }
-        for i in range(n)
-    ]
-    return pa.Table.from_pylist(rows)
+    return _block(n, {"object_size": len(data), "data": data})
 
 
 def _actor_host_work(decoded: pa.Table, size: int) -> pa.Table:
@@ -128,14 +130,8 @@ def _anomaly_map(size: int) -> np.ndarray:
 
 
 def _scored_block(anomaly: np.ndarray, n: int) -> pa.Table:
-    row = {
+    scored = {
         "object_size": 1,
-        "object_etag": "e",
-        "object_mtime": None,
-        "status": "ok",
-        "error_reason": None,
-        "error_detail": None,
-        "read_ms": 1.0,
         "decode_ms": 1.0,
         "image_width": 1024,
         "image_height": 1024,
@@ -147,8 +143,7 @@ def _scored_block(anomaly: np.ndarray, n: int) -> pa.Table:
         "anomaly_map": anomaly.tobytes(),
         "inference_ms": 1.0,
     }
-    rows = [{"source_uri": f"s3://bench/{i}.img", **row} for i in range(n)]
-    return pa.Table.from_pylist(rows, schema=stages.SCORED_SCHEMA)
+    return _block(n, scored, stages.SCORED_SCHEMA)
 
 
 if __name__ == "__main__":

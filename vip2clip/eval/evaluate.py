@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, PositiveInt
 from tqdm import tqdm
 
 from vip2clip.config import FrozenConfig
@@ -57,7 +57,7 @@ class EvaluateConfig(FrozenConfig):
     ray_address: str | None = Field(
         default=None, description="score on this Ray cluster ('auto' inside a job); None = here"
     )
-    num_actors: int | Literal["auto"] = Field(
+    num_actors: PositiveInt | Literal["auto"] = Field(
         default="auto",
         description="scoring actors on the Ray cluster; auto: one per GPU, else half the CPUs",
     )

@@ -96,7 +96,7 @@ class ImageTower:
                 features: VisualFeatures = self._compiled(visual, pixels, tuple(taps))
                 return features
             except COMPILE_ERRORS as exc:
-                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc)
+                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 logger.warning("torch.compile of the image tower failed, running eager: %s", reason)
                 self._compiled = None
         return encode_image(visual, pixels, taps)

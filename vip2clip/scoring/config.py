@@ -6,7 +6,7 @@ import hashlib
 from datetime import UTC, date, datetime
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PositiveInt, field_validator, model_validator
 
 from vip2clip.config import FrozenConfig
 from vip2clip.data.decode import MAX_IMAGE_PIXELS_DEFAULT
@@ -47,7 +47,7 @@ class ScoringConfig(FrozenConfig):
     run_date: date | None = Field(default=None, description="partition date; default: today UTC")
     batch_size: int = Field(default=8, ge=1, description="images per inference batch")
     read_batch_size: int = Field(default=16, ge=1, description="objects per read/decode task")
-    num_actors: int | Literal["auto"] = Field(
+    num_actors: PositiveInt | Literal["auto"] = Field(
         default="auto",
         description="inference actors (pool maximum); auto: one per GPU, else half the CPUs",
     )
@@ -87,13 +87,7 @@ class ScoringConfig(FrozenConfig):
 
     @model_validator(mode="after")
     def _pool_bounds(self) -> ScoringConfig:
-        if isinstance(self.num_actors, int) and self.num_actors < 1:
-            raise ValueError(f"num_actors must be at least 1 or 'auto', got {self.num_actors}")
-        if (
-            self.min_actors is not None
-            and isinstance(self.num_actors, int)
-            and self.min_actors > self.num_actors
-        ):
+        if self.num_actors != "auto" and (self.min_actors or 1) > self.num_actors:
             raise ValueError(
                 f"min_actors ({self.min_actors}) exceeds num_actors ({self.num_actors})"
             )

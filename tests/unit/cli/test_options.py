@@ -124,7 +124,20 @@ def test_help_lists_the_detector_options(command: click.Command) -> None:
 
 
 class _CapturedError(Exception):
-    """Stops ``evaluate`` right after the config is built."""
+    """Stops a command right after its config is built."""
+
+
+def _capture_configs(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> list[Any]:
+    """Replace ``module.name`` (the command's run function) by one that records its config
+    and stops; returns the list the configs go to."""
+    seen: list[Any] = []
+
+    def capture(config: Any) -> None:
+        seen.append(config)
+        raise _CapturedError
+
+    monkeypatch.setattr(module, name, capture)
+    return seen
 
 
 def test_evaluate_builds_the_detector_config(
@@ -132,13 +145,7 @@ def test_evaluate_builds_the_detector_config(
 ) -> None:
     import vip2clip.eval.evaluate as evaluation
 
-    seen: list[Any] = []
-
-    def capture(config: Any) -> None:
-        seen.append(config)
-        raise _CapturedError
-
-    monkeypatch.setattr(evaluation, "evaluate", capture)
+    seen = _capture_configs(monkeypatch, evaluation, "evaluate")
     yaml_file = tmp_path / "evaluate.yaml"
     yaml_file.write_text("detector:\n  image_size: 224\n  backbone: {pretrained: openai}\n")
     args = [str(tmp_path), "--config", str(yaml_file), "--model", "vip2clip-tiny"]
@@ -156,13 +163,7 @@ def test_score_without_pretrained_keeps_the_yaml_tag(
 ) -> None:
     import vip2clip.scoring as scoring
 
-    seen: list[Any] = []
-
-    def capture(config: Any) -> None:
-        seen.append(config)
-        raise _CapturedError
-
-    monkeypatch.setattr(scoring, "run_scoring", capture)
+    seen = _capture_configs(monkeypatch, scoring, "run_scoring")
     yaml_file = tmp_path / "score.yaml"
     yaml_file.write_text("detector:\n  backbone: {model: ViT-B-16, pretrained: laion2b}\n")
     runner = CliRunner()
