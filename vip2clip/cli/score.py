@@ -1,4 +1,4 @@
-"""``vip2clip score``: score an archive (s3:// prefix, folder or manifest) into Parquet."""
+"""``vip2clip score``: score an archive (s3:// prefix, folder or manifest) into an Iceberg table."""
 
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ _OPTION_KEYS = {
     "num_actors": "num_actors",
     "gpus_per_actor": "gpus_per_actor",
     "ray_address": "ray_address",
+    "catalog": "catalog",
+    "commit_every": "commit_every",
     "endpoint_url": "storage.endpoint_url",
     "region": "storage.region",
 }
@@ -34,7 +36,7 @@ _OPTION_KEYS = {
 
 @click.command("score")
 @click.argument("source")
-@click.argument("output")
+@click.argument("table")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="ScoringConfig YAML")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="config override")
 @click.option(
@@ -43,6 +45,10 @@ _OPTION_KEYS = {
     default=None,
     help="skip objects this model already scored (default) / rescore everything",
 )
+@click.option(
+    "--catalog", help="pyiceberg catalog name (default: pyiceberg's default, else embedded)"
+)
+@click.option("--commit-every", type=click.IntRange(min=1), help="commit a snapshot every N rows")
 @click.option("--run-id", help="default: derived from date, mode, source and detector")
 @click.option("--run-date", help="partition date YYYY-MM-DD (default: today UTC)")
 @detector_options
@@ -56,7 +62,7 @@ _OPTION_KEYS = {
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
 def score(
     source: str,
-    output: str,
+    table: str,
     config_path: Path | None,
     overrides: tuple[str, ...],
     incremental: bool | None,
@@ -64,17 +70,18 @@ def score(
     as_json: bool,
     **options: Any,
 ) -> None:
-    """Score every image under SOURCE and commit one row per object to OUTPUT.
+    """Score every image under SOURCE and commit one row per object to TABLE.
 
     SOURCE is an s3://bucket/prefix, a local folder, or a manifest (.txt/.csv/.parquet
-    of URIs); OUTPUT is the results table (local folder or s3:// prefix).
+    of URIs); TABLE is the Iceberg results table `namespace.table`, created on first use.
+    Snapshots are committed as rows arrive; running the same command again resumes.
     """
     from vip2clip.config import load_config
     from vip2clip.scoring import ScoringConfig, run_scoring
 
     data = read_yaml(config_path) if config_path else {}
     set_dotted(data, "source", source)
-    set_dotted(data, "output", output)
+    set_dotted(data, "table", table)
     if incremental is not None:
         options["mode"] = "incremental" if incremental else "full"
     apply_options(data, options, _OPTION_KEYS)

@@ -95,14 +95,31 @@ class Backbone:
         return int(self.clip.visual.conv1.kernel_size[0])
 
 
+def backbone_fingerprint(spec: BackboneSpec, weights_sha256: str | None = None) -> str:
+    """Identity of the weights ``spec`` loads: file digest, name + tag, or random seed.
+
+    A file is named by its content only (``weights_sha256``), so copies and renames
+    of it, and either spelling of its architecture, give the same fingerprint.
+    """
+    activation = "quickgelu" if spec.quick_gelu else "gelu"
+    if spec.weights:
+        if weights_sha256 is None:
+            raise ValueError("a weights file is fingerprinted by its SHA-256")
+        return f"sha256:{weights_sha256}:{activation}"
+    if spec.pretrained:
+        return f"{spec.model}:{spec.pretrained}:{activation}"
+    return f"{spec.model}:random:{spec.seed}:{activation}"
+
+
 def load_backbone(spec: BackboneSpec, storage: StorageConfig | None = None) -> Backbone:
     """Build the frozen CLIP described by ``spec`` on the CPU in float32, in eval mode."""
     if spec.weights:
-        clip, identity = _from_file(spec, storage)
+        clip, digest = _from_file(spec, storage)
+        identity = backbone_fingerprint(spec, digest)
     elif spec.pretrained:
-        clip, identity = _from_tag(spec)
+        clip, identity = _from_tag(spec), backbone_fingerprint(spec)
     else:
-        clip, identity = _random(spec)
+        clip, identity = _random(spec), backbone_fingerprint(spec)
     if not isinstance(clip, open_clip.CLIP) or not hasattr(clip.visual, "conv1"):
         raise BackboneUnavailableError(
             f"backbone {identity} is not an open_clip ViT CLIP; ViP²-CLIP needs a ViT image tower"
@@ -111,16 +128,16 @@ def load_backbone(spec: BackboneSpec, storage: StorageConfig | None = None) -> B
     return Backbone(clip=clip, identity=identity)
 
 
-def _random(spec: BackboneSpec) -> tuple[Any, str]:
+def _random(spec: BackboneSpec) -> Any:
     assert spec.model is not None
     _require_known_model(spec.model)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec.seed)
         clip = open_clip.create_model(spec.model, pretrained=None, force_quick_gelu=spec.quick_gelu)
-    return clip, f"{spec.model}:random:{spec.seed}"
+    return clip
 
 
-def _from_tag(spec: BackboneSpec) -> tuple[Any, str]:
+def _from_tag(spec: BackboneSpec) -> Any:
     assert spec.model is not None and spec.pretrained is not None
     _require_known_model(spec.model)
     if spec.pretrained not in open_clip.list_pretrained_tags_by_model(spec.model):
@@ -140,10 +157,11 @@ def _from_tag(spec: BackboneSpec) -> tuple[Any, str]:
             "On a machine without network, download the weights elsewhere and pass them as "
             "backbone.weights=/path/to/weights.pt (or an s3:// URI) with backbone.pretrained=null"
         ) from None
-    return clip, f"{spec.model}:{spec.pretrained}"
+    return clip
 
 
 def _from_file(spec: BackboneSpec, storage: StorageConfig | None) -> tuple[Any, str]:
+    """The CLIP in the weights file and the file's SHA-256."""
     assert spec.weights is not None
     path = local_copy(spec.weights, storage)
     digest = file_sha256(path)
@@ -161,8 +179,7 @@ def _from_file(spec: BackboneSpec, storage: StorageConfig | None) -> tuple[Any, 
         raise BackboneUnavailableError(
             f"{spec.weights} is not a CLIP ViT state dict that open_clip can load: {exc}"
         ) from None
-    name = spec.model or "openai-format"
-    return clip, f"{name}:sha256:{digest[:16]}"
+    return clip, digest
 
 
 def _build_from_openai_state_dict(state_dict: dict[str, torch.Tensor], quick_gelu: bool) -> Any:

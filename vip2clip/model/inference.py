@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from vip2clip.errors import CheckpointError
 from vip2clip.model.backbone import load_backbone
 from vip2clip.model.checkpoint import LearnerMetadata, load_learner
 from vip2clip.model.detector import DetectorConfig, DetectorOutput, ViP2CLIP
+from vip2clip.model.identity import model_identity
 from vip2clip.storage import StorageConfig
 
 ImageInput = Image.Image | np.ndarray | bytes | str | Path
@@ -107,7 +107,7 @@ def load_detector(config: DetectorConfig, storage: StorageConfig | None = None) 
     model = ViP2CLIP(backbone, config)
     if state is not None:
         load_learner_state(model, state, str(config.learner))
-    identity = detector_identity(backbone.identity, config, metadata)
+    identity = model_identity(backbone.identity, config, metadata, state)
     return Detector(model, metadata, resolve_device(config.device), identity)
 
 
@@ -127,16 +127,6 @@ def load_learner_state(model: ViP2CLIP, state: dict[str, torch.Tensor], source: 
             f"shape mismatches {wrong[:2]}, missing {missing[:3]}, unexpected {unexpected[:3]}"
         )
     model.learner.load_state_dict(state, strict=True)
-
-
-def detector_identity(backbone: str, config: DetectorConfig, metadata: LearnerMetadata) -> str:
-    """A short stable id: backbone, learner and the settings that change outputs."""
-    settings = config.model_dump_json(
-        include={"image_size", "taps", "top_k", "sigma", "prompts", "precision"}
-    )
-    learner = f"{config.learner}|{metadata.created_at}" if config.learner else f"seed{config.seed}"
-    digest = hashlib.sha256(f"{backbone}|{learner}|{settings}".encode()).hexdigest()[:12]
-    return f"vip2clip-{digest}"
 
 
 def _as_pil(item: ImageInput) -> Image.Image:

@@ -81,6 +81,11 @@ class ScoredKeys:
     with_mtime: bool
 
     @classmethod
+    def empty(cls) -> ScoredKeys:
+        """No key: nothing is skipped."""
+        return cls(np.empty(0, dtype=KEY_DTYPE), with_mtime=True)
+
+    @classmethod
     def from_table(cls, table: pa.Table) -> ScoredKeys:
         """Keys of a ``scored_identities`` table."""
         return cls(sorted_keys([table]), "object_mtime" in table.column_names)

@@ -1,18 +1,19 @@
-"""The distributed scoring job: listing -> read -> decode -> inference -> results -> commit.
+"""The distributed scoring job: listing -> read -> decode -> inference -> results -> commits.
 
-Everything runs as one streaming Ray Data pipeline; the driver only plans it,
-holds a few counters and commits the staged Parquet files at the end:
+Everything runs as one streaming Ray Data pipeline; the driver plans it, holds a
+few counters and commits the data files the writer tasks report, progressively:
 
     list (one streaming read task, a block per page)
-      -> drop already-scored objects (incremental; sorted key array in the object store)
+      -> drop objects already scored (incremental) or already committed by this run (resume)
       -> read bytes (CPU tasks, retried)  -> decode + resize (CPU tasks)
       -> inference (actor pool, detector loaded once per actor, GPUs when present)
       -> decision, mask PNG, region statistics (CPU tasks)
-      -> Parquet into the run's staging folder -> ResultsStore.commit
+      -> Parquet data files of the Iceberg table (CPU tasks)
+      -> snapshots committed by the driver every N rows / T seconds, the last one final
 
 Every object that reaches the read stage ends as exactly one row (``ok`` or
-``error`` with a reason). Nothing is visible to readers before the commit, so
-a killed run leaves only staging garbage that the next run removes.
+``error`` with a reason). Readers see committed snapshots only; a killed driver
+loses only its uncommitted interval, and the same command resumes the run.
 """
 
 from __future__ import annotations
@@ -20,19 +21,28 @@ from __future__ import annotations
 import logging
 import os
 import time
-import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.dataset as pads
+from pyiceberg.expressions import And, BooleanExpression, EqualTo, In, Not, Or
 
 from vip2clip import storage
-from vip2clip.data.decode import OBJECT_MISSING, PERMISSION_DENIED, READ_FAILED
+from vip2clip.data.decode import OBJECT_MISSING, PERMISSION_DENIED, READ_FAILED, TRANSIENT_REASONS
 from vip2clip.errors import ClusterError, ConfigError, Vip2ClipError
-from vip2clip.results import STATUS_ERROR, STATUS_OK, CommitInfo, ResultsStore
+from vip2clip.results import (
+    IDENTITY_COLUMNS,
+    STATUS_ERROR,
+    STATUS_OK,
+    ResultsTable,
+    RunState,
+    TableRef,
+    resolve_catalog,
+)
+from vip2clip.results import table as results_table
 from vip2clip.scoring import identity, source, stages
+from vip2clip.scoring.commits import CommitPolicy, ProgressiveCommitter, write_results
 from vip2clip.scoring.config import ScoringConfig
 from vip2clip.scoring.inference import InferenceWorker
 from vip2clip.scoring.sizing import plan_actors
@@ -47,10 +57,8 @@ COUNTER_SKIPPED = "skipped"
 READ_REASONS = frozenset({OBJECT_MISSING, PERMISSION_DENIED, READ_FAILED})  # nothing was read
 DECODED_BYTES_PER_PIXEL = 4  # RGBA / CMYK, the widest mode decode_image returns
 # Postprocessing is its own task stage (the memory hint keeps Ray Data from fusing it into
-# the write): the write operator then buffers compact result rows (PNG masks) up to
-# rows_per_file, never the float anomaly maps, which would fill the object store and
-# backpressure inference.
-POSTPROCESS_TASK_MEMORY = 256 * 1024**2
+# the inference actors): float anomaly maps become compact PNG rows before the writers.
+POSTPROCESS_TASK_MEMORY = 768 * 1024**2  # measured ~560 MiB per worker (torch, PNG, maps)
 # A Ray worker with torch imported (the preprocessing module imports it) measured ~600 MiB.
 LOAD_TASK_BASE_MEMORY = 640 * 1024**2
 
@@ -64,27 +72,44 @@ class ModelInfo:
 
 
 @dataclass(frozen=True)
+class RunPlan:
+    """What this invocation does to its run id, decided before anything streams."""
+
+    run_id: str
+    run_date: str
+    model: ModelInfo
+    state: RunState  # the run's state when this invocation started
+    branch: str  # where commits go: main, or the run's replace branch (--full re-run)
+
+    @property
+    def replacing(self) -> bool:
+        """Whether the rows go to a branch and replace the run's rows on main at the end."""
+        return self.branch != results_table.MAIN
+
+
+@dataclass(frozen=True)
 class ScoringSummary:
-    """Outcome of one scoring run (also stored in the commit manifest)."""
+    """Outcome of one scoring run (also stored in the final snapshot's summary)."""
 
     run_id: str
     run_date: str
     mode: str
     model_id: str
-    output: str
+    table: str
     listed: int
     skipped: int
     ok: int
     errors: int
     error_reasons: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
-    committed_rows: int = 0
-    committed_files: int = 0
-    manifest_uri: str = ""
+    resumed: bool = False
+    replaced: bool = False
+    commits: int = 0
+    snapshot_id: int | None = None
 
     @property
     def scored(self) -> int:
-        """Rows written by this run (ok + error)."""
+        """Rows written by this invocation (ok + error)."""
         return self.ok + self.errors
 
     @property
@@ -95,79 +120,145 @@ class ScoringSummary:
     def line(self) -> str:
         """The one-line human summary printed at the end of a run."""
         reasons = ", ".join(f"{k}={v}" for k, v in sorted(self.error_reasons.items()))
+        how = "resumed, " if self.resumed else "replaced, " if self.replaced else ""
         return (
-            f"scored run {self.run_id} ({self.mode}, {self.run_date}): "
+            f"scored run {self.run_id} ({how}{self.mode}, {self.run_date}): "
             f"{self.ok} ok, {self.errors} error{f' ({reasons})' if reasons else ''}, "
             f"{self.skipped} skipped of {self.listed} listed in {self.seconds:.1f} s "
-            f"({self.images_per_second:.1f} images/s) -> {self.output}"
+            f"({self.images_per_second:.1f} images/s), {self.commits} commits "
+            f"-> {self.table} snapshot {self.snapshot_id}"
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (for the manifest and ``--json`` output)."""
+        """JSON-ready form (``--json`` output)."""
         return {**asdict(self), "images_per_second": self.images_per_second}
+
+    def snapshot_properties(self) -> dict[str, str]:
+        """The run totals for the final snapshot's summary (strings, no secrets)."""
+        prefix = results_table.PROPERTY_PREFIX
+        return {
+            f"{prefix}listed": str(self.listed),
+            f"{prefix}skipped": str(self.skipped),
+            f"{prefix}run-ok": str(self.ok),
+            f"{prefix}run-errors": str(self.errors),
+        }
 
 
 def run_scoring(config: ScoringConfig) -> ScoringSummary:
-    """Score every object of ``config.source`` into ``config.output`` and commit the run.
+    """Score every object of ``config.source`` into the results table, committing as it goes.
 
     Connects to Ray when this process is not connected yet (``config.ray_address``,
     ``RAY_ADDRESS``, or a local instance). Raises a :class:`~vip2clip.errors.Vip2ClipError`
-    for user errors; on any failure nothing of this run becomes visible.
+    for user errors. On any failure the committed snapshots stay (the same command
+    resumes after them); nothing uncommitted becomes visible.
     """
     started = time.time()
     run_id, run_date = config.resolved_run_id(), config.resolved_run_date().isoformat()
     logger.info("scoring config: %s", config.safe_dump())
     _connect(config.ray_address)
     _check_source(config)
-    store = ResultsStore(config.output, config.storage)
-    staging = store.prepare(run_id)
-    model = ModelInfo(model_id=UNKNOWN_MODEL, image_size=config.detector.image_size)
+    ref = TableRef(resolve_catalog(config.catalog), config.table)
+    results = ResultsTable.open(ref, create=True)
+    model_id = UNKNOWN_MODEL
     summary: ScoringSummary | None = None
     try:
         model = probe_model(config)
-        counter = _new_counter()
-        dataset = build_dataset(config, run_id, model, counter, store)
-        attempt = storage.join(staging, f"attempt-{uuid.uuid4().hex[:12]}")
-        _write(dataset, attempt, config)
-        _discard_other_attempts(staging, attempt, config)
-        summary = _summarise(config, run_id, run_date, model, counter, attempt, started)
-        info = store.commit(run_id, run_date, summary.to_dict())
+        model_id = model.model_id
+        plan = plan_run(results, config, run_id, run_date, model)
+        summary = _execute(config, results, plan, started)
     except BaseException:
-        _push(config, run_id, model.model_id, started, summary, failed=True)
-        _abort_quietly(store, run_id)
+        _push(config, run_id, model_id, started, summary, failed=True)
         raise
-    summary = _with_commit(summary, info, started)
-    _push(config, run_id, model.model_id, started, summary, failed=False)
+    _push(config, run_id, model_id, started, summary, failed=False)
     logger.info(summary.line())
     return summary
 
 
-def _abort_quietly(store: ResultsStore, run_id: str) -> None:
-    """Drop the failed run's staging; a cleanup failure must not hide the real error."""
-    try:
-        store.abort(run_id)
-    except Exception as exc:
-        logger.warning("could not clean staging of run %s (next run will): %s", run_id, exc)
+def plan_run(
+    results: ResultsTable, config: ScoringConfig, run_id: str, run_date: str, model: ModelInfo
+) -> RunPlan:
+    """Decide where this invocation commits: resume, append, or replace on a branch."""
+    state = results.run_state(run_id)
+    branch = results_table.MAIN
+    if state is RunState.REPLACING:
+        branch = results_table.replace_branch(run_id)
+    elif state is RunState.COMPLETE and config.mode == "full":
+        branch = results.start_replacement(run_id, _run_properties(run_id, run_date, model, config))
+    logger.info("run %s is %s; committing to %s", run_id, state.value, branch)
+    return RunPlan(run_id, run_date, model, state, branch)
+
+
+def _execute(
+    config: ScoringConfig, results: ResultsTable, plan: RunPlan, started: float
+) -> ScoringSummary:
+    import ray
+
+    counter = _new_counter()
+    dataset = build_dataset(config, plan, counter, results)
+    committer = ProgressiveCommitter(
+        results,
+        _run_properties(plan.run_id, plan.run_date, plan.model, config),
+        CommitPolicy(rows=config.commit_every, seconds=config.commit_interval_s),
+        branch=plan.branch,
+    )
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = config.progress
+    for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
+        committer.add(batch)
+    totals: dict[str, int] = ray.get(counter.totals.remote())
+    summary = ScoringSummary(
+        run_id=plan.run_id,
+        run_date=plan.run_date,
+        mode=config.mode,
+        model_id=plan.model.model_id,
+        table=config.table,
+        listed=totals.get(COUNTER_LISTED, 0),
+        skipped=totals.get(COUNTER_SKIPPED, 0),
+        ok=committer.received.ok,
+        errors=committer.received.errors,
+        error_reasons=dict(committer.received.error_reasons),
+        resumed=plan.state in (RunState.IN_PROGRESS, RunState.REPLACING),
+        replaced=plan.replacing,
+    )
+    snapshot_id = committer.commit(final=not plan.replacing, extra=summary.snapshot_properties())
+    if plan.replacing:
+        final = {**committer.properties, **summary.snapshot_properties()}
+        final[results_table.RUN_COMPLETE] = "true"
+        snapshot_id = results.publish_replacement(plan.run_id, final)
+    values = asdict(summary)
+    values.update(seconds=time.time() - started, commits=committer.commits, snapshot_id=snapshot_id)
+    return ScoringSummary(**values)
+
+
+def _run_properties(
+    run_id: str, run_date: str, model: ModelInfo, config: ScoringConfig
+) -> dict[str, str]:
+    return {
+        results_table.RUN_ID: run_id,
+        results_table.RUN_DATE: run_date,
+        results_table.MODEL_ID: model.model_id,
+        f"{results_table.PROPERTY_PREFIX}mode": config.mode,
+        f"{results_table.PROPERTY_PREFIX}source": storage.redact_userinfo(config.source),
+    }
 
 
 # ----------------------------------------------------------------------------- plan
 
 
-def build_dataset(
-    config: ScoringConfig, run_id: str, model: ModelInfo, counter: Any, store: ResultsStore
-) -> Any:
-    """The lazy Ray Data pipeline from listing to result rows (nothing runs yet)."""
+def build_dataset(config: ScoringConfig, plan: RunPlan, counter: Any, results: ResultsTable) -> Any:
+    """The lazy Ray Data pipeline from listing to written data files (nothing runs yet)."""
     import ray
 
-    scored_ref = None
-    if config.mode == "incremental":
-        scored_ref = _scored_keys_task().remote(store.uri, config.storage, model.model_id, run_id)
+    skip_ref = _skip_keys_task().remote(
+        results.ref, skip_filters(config, plan), results.snapshot_id(plan.branch)
+    )
+    metric_tags = (plan.run_id, plan.model.model_id)
     ds = _listing(config)
     ds = ds.map_batches(
         _select_unscored,
         batch_format="pyarrow",
         batch_size=None,
-        fn_kwargs={"scored": [scored_ref], "counter": counter, "run_id": run_id, "model": model},
+        fn_kwargs={"scored": [skip_ref], "counter": counter, "metric_tags": metric_tags},
     )
     ds = ds.repartition(target_num_rows_per_block=config.read_batch_size)
     ds = ds.map_batches(
@@ -176,8 +267,8 @@ def build_dataset(
         batch_size=config.read_batch_size,
         fn_kwargs={
             "config": config,
-            "image_size": model.image_size,
-            "metric_tags": (run_id, model.model_id),
+            "image_size": plan.model.image_size,
+            "metric_tags": metric_tags,
         },
         memory=_load_task_memory(config),
     )
@@ -205,17 +296,41 @@ def build_dataset(
             "storage_config": config.storage,
             "image_threshold": config.image_threshold,
             "pixel_threshold": config.pixel_threshold,
-            "run_id": run_id,
+            "run_id": plan.run_id,
             "cpu_threads": max(1, int(config.cpus_per_actor)),
         },
     )
-    return ds.map_batches(
+    ds = ds.map_batches(
         _to_results,
         batch_format="pyarrow",
         batch_size=None,
-        fn_kwargs={"metric_tags": (run_id, model.model_id)},
+        fn_kwargs={"run": (plan.run_id, plan.run_date), "metric_tags": metric_tags},
         memory=POSTPROCESS_TASK_MEMORY,
     )
+    return ds.map_batches(
+        write_results,
+        batch_format="pyarrow",
+        batch_size=config.rows_per_file,
+        fn_kwargs={"ref": results.ref},
+    )
+
+
+def skip_filters(config: ScoringConfig, plan: RunPlan) -> list[BooleanExpression]:
+    """Row filters of what this invocation must not score again.
+
+    Always this run's own committed rows (a resume); in incremental mode also every
+    final outcome of the same model under the source's prefix (partition and bound
+    pruning keep the read to that model's files for that prefix).
+    """
+    filters: list[BooleanExpression] = [EqualTo("run_id", plan.run_id)]
+    if config.mode == "incremental":
+        final = Or(
+            EqualTo("status", STATUS_OK),
+            And(EqualTo("status", STATUS_ERROR), Not(In("error_reason", TRANSIENT_REASONS))),
+        )
+        prefix = source.listing_prefix(config.source, config.storage)
+        filters.append(And(results_table.scored_filter(plan.model.model_id, prefix), final))
+    return filters
 
 
 def _load_task_memory(config: ScoringConfig) -> int:
@@ -256,24 +371,22 @@ def _listing(config: ScoringConfig) -> Any:
 
 
 def _select_unscored(
-    batch: pa.Table, scored: list[Any], counter: Any, run_id: str, model: ModelInfo
+    batch: pa.Table, scored: list[Any], counter: Any, metric_tags: tuple[str, str]
 ) -> pa.Table:
-    """Count the listing block and drop objects this model already scored (incremental)."""
+    """Count the listing block and drop objects this invocation must not score again."""
     import ray
 
     from vip2clip.telemetry.live import PipelineMetrics
 
     keys = _cached_keys(scored[0])
-    kept = batch
-    if keys is not None and keys.array.size:
-        kept = keys.unscored(batch)
+    kept = keys.unscored(batch) if keys.array.size else batch
     skipped = batch.num_rows - kept.num_rows
     # Keyed by the block's first object: a task Ray re-runs after losing its output
     # reports the same block again, and must not count it twice.
     block_key = str(batch.column("source_uri")[0]) if batch.num_rows else ""
     counts = {COUNTER_LISTED: batch.num_rows, COUNTER_SKIPPED: skipped}
     ray.get(counter.add.remote(block_key, counts))
-    metrics = PipelineMetrics(JOB_KIND, run_id, model.model_id)
+    metrics = PipelineMetrics(JOB_KIND, *metric_tags)
     metrics.objects("listed", batch.num_rows)
     if skipped:
         metrics.objects("skipped", skipped)
@@ -306,28 +419,26 @@ def _load(
     return out
 
 
-def _to_results(batch: pa.Table, metric_tags: tuple[str, str]) -> pa.Table:
-    """Scored block -> result rows (CPU task), recording postprocessing time."""
+def _to_results(batch: pa.Table, run: tuple[str, str], metric_tags: tuple[str, str]) -> pa.Table:
+    """Scored block -> result rows of the run (CPU task), recording postprocessing time."""
     from vip2clip.telemetry.live import PipelineMetrics
 
     start = time.perf_counter()
-    out = stages.to_results(batch)
+    out = stages.to_results(batch, run_id=run[0], run_date=run[1])
     metrics = PipelineMetrics(JOB_KIND, *metric_tags)
     metrics.observe_latency("postprocess", time.perf_counter() - start)
     metrics.objects("written", out.num_rows)
     return out
 
 
-# ----------------------------------------------------------------------------- incremental
+# ----------------------------------------------------------------------------- skip keys
 
 
 _KEY_CACHE: dict[str, identity.ScoredKeys] = {}
 
 
-def _cached_keys(ref: Any) -> identity.ScoredKeys | None:
-    """Resolve the scored-keys object once per worker process."""
-    if ref is None:
-        return None
+def _cached_keys(ref: Any) -> identity.ScoredKeys:
+    """Resolve the skip-keys object once per worker process."""
     import ray
 
     key = ref.hex()
@@ -337,110 +448,32 @@ def _cached_keys(ref: Any) -> identity.ScoredKeys | None:
     return _KEY_CACHE[key]
 
 
-def _scored_keys_task() -> Any:
+def _skip_keys_task() -> Any:
     import ray
 
-    @ray.remote(num_cpus=1, max_retries=2)
-    def scored_keys(
-        uri: str, storage_config: Any, model_id: str, run_id: str
-    ) -> identity.ScoredKeys:
-        store = ResultsStore(uri, storage_config)
-        return identity.ScoredKeys.from_table(
-            store.scored_identities(model_id, exclude_run_id=run_id)
-        )
-
-    return scored_keys
+    return ray.remote(num_cpus=1, max_retries=2)(skip_keys)
 
 
-# ----------------------------------------------------------------------------- write + summary
+def skip_keys(
+    ref: TableRef, filters: list[BooleanExpression], snapshot_id: int | None
+) -> identity.ScoredKeys:
+    """Identity keys of the rows matching any of ``filters`` in one snapshot.
 
-
-def _write(dataset: Any, staging: str, config: ScoringConfig) -> None:
-    import ray.data
-
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = config.progress
-    pa_fs, path = storage.pyarrow_filesystem(staging, config.storage)
-    dataset.write_parquet(path, filesystem=pa_fs, min_rows_per_file=config.rows_per_file)
-
-
-def _discard_other_attempts(staging: str, attempt: str, config: ScoringConfig) -> None:
-    """Delete staged output of earlier attempts of this run id.
-
-    ``ResultsStore.prepare`` already emptied the staging folder, but tasks of a
-    killed earlier driver can still finish a write after that; their files must
-    not be committed with this attempt.
+    Reads the identity columns only, batch by batch, from the files that partition
+    and column-bound pruning leave.
     """
-    fs, root = storage.filesystem(staging, config.storage)
-    _, keep = storage.filesystem(attempt, config.storage)
-    fs.invalidate_cache(root)  # other processes wrote here since this process last listed
-    try:
-        entries = fs.ls(root, detail=False)
-    except FileNotFoundError:
-        return
-    for entry in entries:
-        if str(entry).rstrip("/") != keep.rstrip("/"):
-            logger.warning("discarding stale staged output %s", entry)
-            fs.rm(entry, recursive=True)
-
-
-def staged_outcomes(staging: str, storage_config: Any) -> Counter[tuple[str, str | None]]:
-    """``(status, error_reason) -> rows`` over the staged files, reading two columns only."""
-    pa_fs, path = storage.pyarrow_filesystem(staging, storage_config)
-    counts: Counter[tuple[str, str | None]] = Counter()
-    try:
-        dataset = pads.dataset(path, format="parquet", filesystem=pa_fs)
-    except (FileNotFoundError, pa.ArrowInvalid):
-        return counts
-    for batch in dataset.to_batches(columns=["status", "error_reason"]):
-        grouped = (
-            pa.Table.from_batches([batch])
-            .group_by(["status", "error_reason"])
-            .aggregate([([], "count_all")])
-        )
-        for row in grouped.to_pylist():
-            counts[(row["status"], row["error_reason"])] += row["count_all"]
-    return counts
-
-
-def _summarise(
-    config: ScoringConfig,
-    run_id: str,
-    run_date: str,
-    model: ModelInfo,
-    counter: Any,
-    staging: str,
-    started: float,
-) -> ScoringSummary:
-    import ray
-
-    totals: dict[str, int] = ray.get(counter.totals.remote())
-    outcomes = staged_outcomes(staging, config.storage)
-    reasons = {str(r): n for (s, r), n in outcomes.items() if s == STATUS_ERROR}
-    return ScoringSummary(
-        run_id=run_id,
-        run_date=run_date,
-        mode=config.mode,
-        model_id=model.model_id,
-        output=config.output,
-        listed=totals.get(COUNTER_LISTED, 0),
-        skipped=totals.get(COUNTER_SKIPPED, 0),
-        ok=sum(n for (s, _), n in outcomes.items() if s == STATUS_OK),
-        errors=sum(reasons.values()),
-        error_reasons=reasons,
-        seconds=time.time() - started,
+    if snapshot_id is None:
+        return identity.ScoredKeys.empty()
+    results = ResultsTable.open(ref)
+    tables = (
+        pa.Table.from_batches([b])
+        for f in filters
+        for b in results.batches(f, IDENTITY_COLUMNS, snapshot_id)
     )
+    return identity.ScoredKeys(identity.sorted_keys(tables), with_mtime=True)
 
 
-def _with_commit(summary: ScoringSummary, info: CommitInfo, started: float) -> ScoringSummary:
-    values = asdict(summary)
-    values.update(
-        seconds=time.time() - started,
-        committed_rows=info.rows,
-        committed_files=len(info.files),
-        manifest_uri=info.manifest_uri,
-    )
-    return ScoringSummary(**values)
+# ----------------------------------------------------------------------------- summary
 
 
 def _push(
@@ -473,16 +506,21 @@ def _push(
 
 
 def probe_model(config: ScoringConfig) -> ModelInfo:
-    """Load the detector once in a CPU task: fail fast on a bad checkpoint, learn its id."""
+    """The detector's content identity, computed in a CPU task without building the model.
+
+    The task reads the learner (and hashes the backbone file, cached on that node), so
+    a bad checkpoint fails fast with a one-line error before any actor starts.
+    """
     import ray
 
     @ray.remote(num_cpus=PROBE_CPUS, num_gpus=0, max_retries=0)
     def probe(detector_config: Any, storage_config: Any) -> ModelInfo:
-        from vip2clip.model import load_detector
+        from vip2clip.model import detector_identity
 
-        on_cpu = detector_config.model_copy(update={"device": "cpu"})
-        detector = load_detector(on_cpu, storage_config)
-        return ModelInfo(model_id=detector.identity, image_size=detector.image_size)
+        return ModelInfo(
+            model_id=detector_identity(detector_config, storage_config),
+            image_size=detector_config.image_size,
+        )
 
     try:
         info: ModelInfo = ray.get(probe.remote(config.detector, config.storage))

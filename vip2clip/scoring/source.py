@@ -98,6 +98,22 @@ def iter_listing_pages(
         yield page
 
 
+def listing_prefix(source: str, storage_config: StorageConfig | None = None) -> str | None:
+    """The prefix every URI listed from ``source`` starts with (``None`` for a manifest).
+
+    The incremental skip check filters on it, so other sources' rows are pruned.
+    """
+    if is_manifest(source, storage_config):
+        return None
+    if storage.is_remote(source):
+        scheme, rest = source.split("://", 1)
+        bucket, _, prefix = rest.partition("/")
+        prefix = prefix.strip("/")
+        return f"{scheme}://{bucket}/{prefix}/" if prefix else f"{scheme}://{bucket}/"
+    path = storage.filesystem(source)[1]
+    return f"{path.rstrip('/')}/" if Path(path).is_dir() else path
+
+
 def page_to_table(page: Iterable[ListedObject]) -> pa.Table:
     """A listing page as a block of :data:`LISTING_SCHEMA`."""
     rows = list(page)

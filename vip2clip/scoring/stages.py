@@ -13,14 +13,14 @@ Ray scheduling and are unit-tested directly; ``pipeline.py`` chains them with
 * scored (inference actor): ``pixels`` replaced by ``anomaly_map`` (float32
   ``S x S`` raw bytes), ``map_size, image_score, model_id, image_threshold,
   pixel_threshold, inference_ms``
-* results: :data:`vip2clip.results.schema.FILE_SCHEMA`
+* results: :data:`vip2clip.results.schema.RESULTS_SCHEMA`
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
@@ -38,7 +38,13 @@ from vip2clip.data.preprocess import resize_to_model
 from vip2clip.errors import ImageDecodeError
 from vip2clip.results.masks import encode_mask
 from vip2clip.results.regions import region_stats
-from vip2clip.results.schema import FILE_SCHEMA, STATUS_ERROR, STATUS_OK, conform
+from vip2clip.results.schema import (
+    RESULTS_SCHEMA,
+    STATUS_ERROR,
+    STATUS_OK,
+    check_run_date,
+    conform,
+)
 from vip2clip.scoring.source import LISTING_SCHEMA
 from vip2clip.storage import StorageConfig
 
@@ -197,12 +203,18 @@ def map_array(blob: bytes, size: int) -> np.ndarray:
 # ----------------------------------------------------------------------------- results
 
 
-def to_results(batch: pa.Table, scored_at: datetime | None = None) -> pa.Table:
-    """Scored block -> results rows (:data:`FILE_SCHEMA`): decision, mask, region stats."""
+def to_results(
+    batch: pa.Table, run_id: str, run_date: str | date, scored_at: datetime | None = None
+) -> pa.Table:
+    """Scored block -> results rows (:data:`RESULTS_SCHEMA`): decision, mask, region stats."""
     moment = scored_at or datetime.now(UTC)
+    day = check_run_date(run_date)
     rows = [_result_row(row, moment) for row in batch.to_pylist()]
     columns = {name: [r.get(name) for r in rows] for name in _RESULT_COLUMNS}
-    return conform(pa.table(columns, schema=_RESULT_INPUT_SCHEMA))
+    table = pa.table(columns, schema=_RESULT_INPUT_SCHEMA)
+    table = table.append_column("run_id", pa.array([run_id] * table.num_rows, pa.string()))
+    table = table.append_column("run_date", pa.array([day] * table.num_rows, pa.date32()))
+    return conform(table)
 
 
 def _result_row(row: dict[str, Any], moment: datetime) -> dict[str, Any]:
@@ -245,7 +257,7 @@ _RESULT_INPUT_SCHEMA = pa.schema(
     [
         *[f for f in SCORED_SCHEMA if f.name not in ("anomaly_map", "map_size")],
         pa.field("scored_at", pa.timestamp("us", tz="UTC"), nullable=False),
-        *[FILE_SCHEMA.field(name) for name in _POSTPROCESS_COLUMNS],
+        *[RESULTS_SCHEMA.field(name) for name in _POSTPROCESS_COLUMNS],
     ]
 )
 _RESULT_COLUMNS = _RESULT_INPUT_SCHEMA.names

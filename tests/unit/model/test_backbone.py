@@ -33,7 +33,7 @@ def test_openai_format_file_loads_exactly(tiny_backbone: Backbone, tmp_path: Pat
     loaded = load_backbone(BackboneSpec.from_file(str(path)))
     for name, tensor in tiny_backbone.clip.state_dict().items():
         assert torch.equal(loaded.clip.state_dict()[name], tensor), name
-    assert loaded.identity.startswith("openai-format:sha256:")
+    assert loaded.identity.startswith("sha256:")
 
 
 def test_named_model_file_loads(tiny_backbone: Backbone, tmp_path: Path) -> None:

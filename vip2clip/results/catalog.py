@@ -1,0 +1,132 @@
+"""Iceberg catalogs, configured the pyiceberg way, with an embedded default.
+
+A catalog NAME is looked up exactly as pyiceberg does it: ``.pyiceberg.yaml``
+(in ``$PYICEBERG_HOME``, the home directory or the working directory) and
+``PYICEBERG_CATALOG__<NAME>__<KEY>`` environment variables, so any pyiceberg
+user's configuration works unchanged. When no catalog is named and pyiceberg has
+no default configured, an **embedded** catalog is used: SQLite plus a local
+warehouse under ``$VIP2CLIP_HOME`` (default ``~/.local/share/vip2clip``). It
+needs no server, which is what ``make demo`` and a first ``vip2clip score`` use.
+
+Ray workers get a :class:`CatalogSpec` with the catalog's *non-secret*
+properties; each node merges them with its own pyiceberg configuration, where
+credentials live (like the AWS chain, secrets never travel in task arguments).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pyiceberg.catalog import Catalog, load_catalog
+from pyiceberg.utils.config import Config
+
+from vip2clip.errors import ConfigError, StorageError
+from vip2clip.storage import redact_userinfo
+
+HOME_ENV = "VIP2CLIP_HOME"
+DEFAULT_HOME = Path.home() / ".local" / "share" / "vip2clip"
+EMBEDDED_CATALOG = "vip2clip"
+EMBEDDED_DB = "catalog.db"
+EMBEDDED_WAREHOUSE = "warehouse"
+# Property keys whose values must never leave the driver (or reach a log).
+_SECRET_KEY = re.compile(r"secret|password|passwd|token|credential|key-id|session|auth", re.I)
+_USERINFO = re.compile(r"://[^/@\s]+@")
+
+
+def embedded_home() -> Path:
+    """Folder of the embedded catalog: ``$VIP2CLIP_HOME`` or ``~/.local/share/vip2clip``."""
+    return Path(os.environ.get(HOME_ENV) or DEFAULT_HOME).expanduser().absolute()
+
+
+@dataclass(frozen=True)
+class CatalogSpec:
+    """Which catalog to open, in a form that may travel to Ray workers (no secrets)."""
+
+    name: str
+    properties: dict[str, str] = field(default_factory=dict)
+    embedded: bool = False
+
+    def load(self) -> Catalog:
+        """Open the catalog here, merging this node's pyiceberg configuration."""
+        local = {} if self.embedded else _configured(self.name) or {}
+        properties = {**local, **self.properties}
+        if self.embedded:
+            _prepare_embedded(properties)
+        try:
+            return load_catalog(self.name, **properties)
+        except Exception as exc:  # drivers and servers raise many types; say which catalog
+            raise StorageError(
+                f"cannot open Iceberg catalog {self.name!r}: {type(exc).__name__}: "
+                f"{redact_userinfo(str(exc).splitlines()[0] if str(exc) else '')}"
+            ) from None
+
+    def describe(self) -> str:
+        """One line for logs: name and where it points, credentials hidden."""
+        where = self.properties.get("uri") or self.properties.get("warehouse") or "configured"
+        return f"{self.name} ({redact_userinfo(where)})"
+
+
+def resolve_catalog(name: str | None = None) -> CatalogSpec:
+    """The catalog ``name`` as configured for pyiceberg, or the embedded default.
+
+    Raises:
+        ConfigError: when ``name`` is given but pyiceberg has no configuration for it.
+    """
+    if name is None:
+        default = Config().get_default_catalog_name()
+        if _configured(default) is None:
+            return _embedded_spec()
+        name = default
+    configured = _configured(name)
+    if configured is None:
+        raise ConfigError(
+            f"Iceberg catalog {name!r} is not configured: define it in .pyiceberg.yaml or "
+            f"with PYICEBERG_CATALOG__{name.upper()}__* variables (omit --catalog for the "
+            "embedded default)"
+        )
+    return CatalogSpec(name=name, properties=shareable(configured))
+
+
+def shareable(properties: dict[str, Any]) -> dict[str, str]:
+    """The properties that may travel to workers: no secret keys, no userinfo in URIs."""
+    return {
+        str(k): str(v)
+        for k, v in properties.items()
+        if isinstance(v, str | int | float | bool)
+        and not _SECRET_KEY.search(str(k))
+        and not _USERINFO.search(str(v))
+    }
+
+
+def _configured(name: str) -> dict[str, Any] | None:
+    # A fresh Config: pyiceberg's module-level one was read once, at import time.
+    found = Config().get_catalog_config(name)
+    return dict(found) if found else None
+
+
+def _embedded_spec() -> CatalogSpec:
+    home = embedded_home()
+    return CatalogSpec(
+        name=EMBEDDED_CATALOG,
+        properties={
+            "type": "sql",
+            "uri": f"sqlite:///{home / EMBEDDED_DB}",
+            "warehouse": (home / EMBEDDED_WAREHOUSE).as_uri(),
+        },
+        embedded=True,
+    )
+
+
+def _prepare_embedded(properties: dict[str, str]) -> None:
+    home = Path(properties["uri"].removeprefix("sqlite:///")).parent
+    try:
+        home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        (home / EMBEDDED_WAREHOUSE).mkdir(exist_ok=True)
+    except OSError as exc:
+        raise StorageError(
+            f"cannot create the embedded catalog in {home}: {exc}; set {HOME_ENV}"
+        ) from None
