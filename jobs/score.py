@@ -1,4 +1,4 @@
-"""Ray job entrypoint: ``python jobs/score.py SOURCE OUTPUT [vip2clip score options]``.
+"""Ray job entrypoint: ``python jobs/score.py SOURCE TABLE [vip2clip score options]``.
 
 Runs ``vip2clip score`` against the cluster the job runs on (``--ray-address auto``
 unless the arguments name another address). Exit code 0 means the run committed.

@@ -1,19 +1,16 @@
 """End-to-end batch scoring on a real local Ray cluster and a real S3 endpoint (moto).
 
 One generated archive (a few hundred small images plus the bad-input corpus)
-is scored from S3 to Parquet on S3; the tests then check the committed rows
-against the detector API, re-runs, incremental runs, a killed run, manifests,
-and SQL read-back with DuckDB and polars.
+is scored from S3 into an Iceberg table whose warehouse is on S3 (SQLite
+catalog); the tests then check the committed rows against the detector API,
+re-runs (replacement), incremental runs, manifests, the embedded default
+catalog, and SQL read-back with DuckDB and polars. Killed drivers and nodes are
+in ``tests/reliability``.
 """
 
 from __future__ import annotations
 
 import io
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -25,12 +22,19 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from pyiceberg.expressions import EqualTo
 
 from tests.fixtures.bad_inputs import OK, bad_input_corpus
 from vip2clip.data.decode import decode_image
 from vip2clip.data.preprocess import preprocess_image
 from vip2clip.model import BackboneSpec, DetectorConfig, load_detector
-from vip2clip.results import MASK_QUANTISATION_ERROR, ResultsStore, decode_mask
+from vip2clip.results import (
+    MASK_QUANTISATION_ERROR,
+    ResultsTable,
+    TableRef,
+    decode_mask,
+    resolve_catalog,
+)
 from vip2clip.scoring import ScoringConfig, ScoringSummary, run_scoring
 
 pytestmark = pytest.mark.integration
@@ -39,7 +43,8 @@ SIZE = 112
 N_GOOD = 200
 REPO = Path(__file__).resolve().parents[2]
 DETECTOR = DetectorConfig(backbone=BackboneSpec.tiny(), image_size=SIZE)
-KILL_TIMEOUT_S = 240.0
+CATALOG = "scoring"
+TABLE = "it.scores"
 
 
 @dataclass(frozen=True)
@@ -91,14 +96,34 @@ def archive(s3_server: Any) -> Archive:
 
 
 @pytest.fixture(scope="module")
-def output(s3_server: Any) -> str:
-    return f"s3://{s3_server.new_bucket('results')}/scores"
+def output(s3_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A named pyiceberg catalog (env variables): SQLite, warehouse on the S3 endpoint."""
+    prefix = f"PYICEBERG_CATALOG__{CATALOG.upper()}__"
+    settings = {
+        f"{prefix}TYPE": "sql",
+        f"{prefix}URI": f"sqlite:///{tmp_path_factory.mktemp('catalog') / 'catalog.db'}",
+        f"{prefix}WAREHOUSE": f"s3://{s3_server.new_bucket('warehouse')}/wh",
+        f"{prefix}S3__ENDPOINT": s3_server.endpoint,
+        # s3fs: pyarrow's multipart uploads fail against moto's CompleteMultipartUpload.
+        f"{prefix}PY_IO_IMPL": "pyiceberg.io.fsspec.FsspecFileIO",
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in settings.items():
+            patch.setenv(key, value)
+        yield TABLE
 
 
-def _config(source: str, output: str, **changes: Any) -> ScoringConfig:
+def _rows(table: str, run_id: str, catalog: str | None = CATALOG) -> list[dict[str, Any]]:
+    results = ResultsTable.open(TableRef(resolve_catalog(catalog), table))
+    rows: list[dict[str, Any]] = results.read(EqualTo("run_id", run_id)).to_pylist()
+    return rows
+
+
+def _config(source: str, table: str, **changes: Any) -> ScoringConfig:
     values: dict[str, Any] = {
         "source": source,
-        "output": output,
+        "table": table,
+        "catalog": CATALOG,
         "detector": DETECTOR,
         "mode": "full",
         "batch_size": 8,
@@ -128,7 +153,7 @@ def _reference(blobs: list[bytes]) -> tuple[np.ndarray, np.ndarray, str]:
 def test_one_row_per_input_with_the_right_outcome(
     first_run: ScoringSummary, archive: Archive, output: str
 ) -> None:
-    rows = ResultsStore(output).read("night-1").to_pylist()
+    rows = _rows(output, "night-1")
     uris = [r["source_uri"] for r in rows]
     assert len(uris) == len(set(uris)) == len(archive.objects)
     assert set(uris) == set(archive.objects)
@@ -140,13 +165,15 @@ def test_one_row_per_input_with_the_right_outcome(
     assert first_run.error_reasons == dict(expected_errors)
     assert first_run.ok == sum(1 for _, e in archive.objects.values() if e == OK)
     assert (first_run.listed, first_run.skipped) == (len(archive.objects), 0)
-    assert first_run.committed_rows == len(archive.objects)
+    assert first_run.ok + first_run.errors == len(archive.objects)
+    assert not (first_run.resumed or first_run.replaced)
+    assert {str(r["run_date"]) for r in rows} == {"2026-11-25"}
 
 
 def test_scores_and_masks_match_the_detector_api(
     first_run: ScoringSummary, archive: Archive, output: str, s3_server: Any
 ) -> None:
-    rows = [r for r in ResultsStore(output).read("night-1").to_pylist() if r["status"] == OK]
+    rows = [r for r in _rows(output, "night-1") if r["status"] == OK]
     rows.sort(key=lambda r: r["source_uri"])
     scores, maps, model_id = _reference([archive.objects[r["source_uri"]][0] for r in rows])
     np.testing.assert_allclose([r["image_score"] for r in rows], scores, atol=1e-5)
@@ -166,15 +193,18 @@ def test_scores_and_masks_match_the_detector_api(
     assert (row["image_width"], row["image_height"]) == image.size
 
 
-def test_rerunning_a_run_replaces_it(
+def test_rerunning_a_complete_run_replaces_it_in_one_snapshot(
     first_run: ScoringSummary, archive: Archive, output: str
 ) -> None:
     again = run_scoring(_config(archive.uri, output, run_id="night-1"))
-    store = ResultsStore(output)
-    assert again.committed_rows == first_run.committed_rows
-    table = store.read("night-1")
-    assert table.num_rows == len(archive.objects)
-    assert len(set(table.column("source_uri").to_pylist())) == table.num_rows
+    assert again.replaced and again.ok + again.errors == first_run.ok + first_run.errors
+    rows = _rows(output, "night-1")
+    assert len(rows) == len({r["source_uri"] for r in rows}) == len(archive.objects)
+    results = ResultsTable.open(TableRef(resolve_catalog(CATALOG), output))
+    head = results.snapshots()[-1]
+    assert head.snapshot_id == again.snapshot_id and head.operation == "overwrite"
+    assert head.run_id == "night-1" and head.run_complete and head.total_rows == len(rows)
+    assert list(results.table.metadata.refs) == ["main"]  # the replace branch is gone
 
 
 def test_incremental_run_scores_only_new_and_changed_objects(
@@ -185,7 +215,7 @@ def test_incremental_run_scores_only_new_and_changed_objects(
     changed_key = next(k.split("/", 3)[3] for k, v in archive.objects.items() if v[1] == OK)
     _upload(s3_server, archive.bucket, {**new, changed_key: _image(rng, 1000)})
     summary = run_scoring(_config(archive.uri, output, run_id="night-2", mode="incremental"))
-    scored = set(ResultsStore(output).read("night-2").column("source_uri").to_pylist())
+    scored = {r["source_uri"] for r in _rows(output, "night-2")}
     expected = {f"s3://{archive.bucket}/{k}" for k in [*new, changed_key]}
     assert scored == expected
     assert (summary.ok, summary.errors) == (len(expected), 0)
@@ -193,50 +223,9 @@ def test_incremental_run_scores_only_new_and_changed_objects(
     assert summary.listed == len(archive.objects) + len(new)
 
 
-def _staged(s3_server: Any, output: str, run_id: str) -> int:
-    bucket, prefix = output.removeprefix("s3://").split("/", 1)
-    listing = s3_server.client().list_objects_v2(
-        Bucket=bucket, Prefix=f"{prefix}/_staging/{run_id}/"
-    )
-    return sum(1 for o in listing.get("Contents", []) if o["Key"].endswith(".parquet"))
-
-
-def test_a_killed_run_leaves_nothing_visible(
-    ray_cluster: Any, archive: Archive, output: str, s3_server: Any
-) -> None:
-    source = f"{archive.uri}/line-0"  # a quarter of the archive keeps this test short
-    expected = {u for u in archive.objects if u.startswith(f"{source}/")}
-    args = [
-        sys.executable, str(REPO / "jobs" / "score.py"), source, output,
-        "--full", "--run-id", "killed", "--run-date", "2026-11-25", "--no-progress",
-        "--ray-address", ray_cluster.address, "--batch-size", "2",
-        "--set", "rows_per_file=4", "--set", "read_batch_size=4",
-        "--set", f"detector={DETECTOR.model_dump_json()}",
-    ]  # fmt: skip
-    env = {**ray_cluster.client_env(), "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(args, env=env, cwd=REPO, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
-    try:
-        deadline = time.monotonic() + KILL_TIMEOUT_S
-        while _staged(s3_server, output, "killed") < 2:
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-            assert time.monotonic() < deadline, "the run staged nothing in time"
-            time.sleep(0.2)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    store = ResultsStore(output)
-    assert store.manifest("killed") is None
-    assert store.committed_files("killed") == []
-    assert "killed" not in set(store.read(columns=["run_id"]).column("run_id").to_pylist())
-    summary = run_scoring(_config(source, output, run_id="killed"))
-    uris = store.read("killed").column("source_uri").to_pylist()
-    assert summary.committed_rows == len(uris) == len(expected)
-    assert set(uris) == expected
-
-
 @pytest.fixture(scope="module")
 def local_results(ray_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A manifest scored into the embedded default catalog (no catalog configured)."""
     root = tmp_path_factory.mktemp("local-archive")
     rng = np.random.default_rng(5)
     names = []
@@ -247,14 +236,17 @@ def local_results(ray_cluster: Any, tmp_path_factory: pytest.TempPathFactory) ->
     (root / "broken.jpg").write_bytes(jpeg[: len(jpeg) // 2])
     manifest = root / "todo.txt"
     manifest.write_text("\n".join([*names, "broken.jpg", "# a comment", "missing.png"]) + "\n")
-    out = str(tmp_path_factory.mktemp("local-results") / "table")
-    summary = run_scoring(_config(str(manifest), out, run_id="manifest-run"))
-    assert (summary.ok, summary.errors) == (24, 2)
-    yield out
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VIP2CLIP_HOME", str(tmp_path_factory.mktemp("vip2clip-home")))
+        config = _config(str(manifest), "local.scores", run_id="manifest-run", catalog=None)
+        summary = run_scoring(config)
+        assert (summary.ok, summary.errors) == (24, 2)
+        yield "local.scores"
 
 
 def test_manifest_source_reports_missing_objects(local_results: str) -> None:
-    rows = ResultsStore(local_results).read().to_pylist()
+    rows = _rows(local_results, "manifest-run", catalog=None)
+    assert resolve_catalog(None).embedded
     reasons = {Path(r["source_uri"]).name: r["error_reason"] for r in rows}
     assert reasons["missing.png"] == "object_missing"
     assert reasons["broken.jpg"] == "truncated_image"
@@ -265,14 +257,11 @@ def test_duckdb_and_polars_read_back(local_results: str) -> None:
     import duckdb
     import polars as pl
 
-    files = ResultsStore(local_results).committed_files()
-    expected = ResultsStore(local_results).read().to_pylist()
+    results = ResultsTable.open(TableRef(resolve_catalog(None), local_results))
+    expected = results.read().to_pylist()
     top = sorted((r for r in expected if r["status"] == OK), key=lambda r: -r["image_score"])[:10]
     con = duckdb.connect()
-    listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-    con.execute(
-        f"CREATE VIEW results AS SELECT * FROM read_parquet([{listed}], hive_partitioning = true)"
-    )
+    con.register("results", results.dataset())
     top_sql = con.execute(
         "SELECT source_uri FROM results WHERE status = 'ok' ORDER BY image_score DESC LIMIT 10"
     ).fetchall()
@@ -287,7 +276,7 @@ def test_duckdb_and_polars_read_back(local_results: str) -> None:
     expected_area = sum(1 for r in expected if (r["anomalous_area_fraction"] or 0) > 0.01)
     assert area is not None and area[0] == expected_area
 
-    frame = pl.scan_parquet(files, hive_partitioning=True)
+    frame = pl.scan_iceberg(results.table)
     by_status = frame.group_by("status").len().collect()
     assert dict(zip(by_status["status"], by_status["len"], strict=True)) == counts
     top_pl = (
@@ -298,8 +287,6 @@ def test_duckdb_and_polars_read_back(local_results: str) -> None:
         .collect()
     )
     assert top_pl["source_uri"].to_list() == [r["source_uri"] for r in top]
-    flagged = frame.filter(pl.col("anomalous_area_fraction") > 0.01).select(pl.len()).collect()
-    assert flagged.item() == expected_area
 
 
 def test_unreachable_source_is_a_clear_error(ray_cluster: Any, output: str) -> None:

@@ -4,9 +4,9 @@
 2. generate a labelled auxiliary dataset and a "night archive" (with a few broken files);
 3. train the learner with Ray Train (checkpoints on S3);
 4. evaluate on a held-out domain (zero-shot) and store the F1-max thresholds;
-5. score the archive with Ray Data into committed Parquet;
-6. run example SQL queries and write the HTML report;
-7. copy results and report into the work folder, stop what was started.
+5. score the archive with Ray Data into an Apache Iceberg table (SQLite catalog in the
+   work folder, warehouse on the embedded S3), committing snapshots as rows arrive;
+6. run example SQL queries and write the HTML report; stop what was started.
 
 With a real backbone/learner/source given, the same command scores real images.
 """
@@ -26,12 +26,16 @@ from pydantic import Field
 
 from vip2clip.config import FrozenConfig
 from vip2clip.model import BackboneSpec, DetectorConfig
-from vip2clip.storage import StorageConfig, filesystem, join, write_bytes
+from vip2clip.results import TableRef, resolve_catalog
+from vip2clip.storage import StorageConfig, join, write_bytes
 
 TRAIN_DOMAINS = ("wood", "fabric", "metal", "tiles")
 HELD_OUT_DOMAIN = "pills"
 BUCKET = "vip2clip-demo"
 DEMO_TAPS = (1, 2, 3, 4)
+DEMO_CATALOG = "demo"
+DEMO_TABLE = "demo.results"
+CATALOG_DB = "catalog.db"
 # Broken objects mixed into the archive: each must come out as an error row.
 BROKEN_OBJECTS = {
     "broken/empty.png": b"",
@@ -49,7 +53,7 @@ T = TypeVar("T")
 class DemoConfig(FrozenConfig):
     """What the demo runs; defaults take a few minutes on 2 CPU cores."""
 
-    workdir: str = Field(default="demo-output", description="local folder for copies + report")
+    workdir: str = Field(default="demo-output", description="local folder: catalog, report")
     storage: Literal["s3", "local"] = Field(
         default="s3", description="s3: embedded S3 endpoint; local: folders under workdir"
     )
@@ -69,10 +73,10 @@ class DemoResult:
     """Where the demo left its outputs."""
 
     learner_uri: str
-    results_uri: str
+    table: str
+    catalog_env: dict[str, str]  # the pyiceberg settings that reach the demo's table
     run_id: str
     report_path: Path
-    results_copy: Path
     rows_ok: int
     rows_error: int
     seconds: float
@@ -107,6 +111,8 @@ def _services(config: DemoConfig, workdir: Path, echo: Echo) -> Iterator[str]:
             echo(f"embedded S3 endpoint at {s3.endpoint} (bucket {BUCKET})")
         else:
             root = str(workdir / "data")
+        env = {**env, **demo_catalog_env(workdir, root, env.get("AWS_ENDPOINT_URL"))}
+        _reset_table(workdir, root)
         stack.enter_context(_environment(env))
         cluster = LocalCluster(extra_env=env)
         stack.enter_context(_environment(cluster.env))
@@ -137,22 +143,42 @@ def _stages(config: DemoConfig, root: str, workdir: Path, echo: Echo) -> DemoRes
     if config.learner is None:
         _evaluate(config, root, detector, storage, echo)
     source = config.source or _archive(config, root, storage, echo)
-    results = join(root, "results")
-    summary = _score(config, source, results, detector, storage, echo)
-    _queries(results, summary.run_id, storage, echo)
+    summary = _score(config, source, detector, storage, echo)
+    _queries(summary.run_id, echo)
     report = workdir / "report.html"
     from vip2clip.report import write_report
 
-    write_report(str(report), results, summary.run_id, storage=storage)
+    write_report(str(report), _table_ref(), summary.run_id)
     echo(f"report: {report}")
-    copy = _copy_results(results, workdir / "results", storage)
-    echo(
-        f"results copied to {copy} (Hive-partitioned Parquet; query it with "
-        f'`vip2clip query "SELECT ..." --results {copy}`)'
-    )
+    catalog_env = demo_catalog_env(workdir, root, os.environ.get("AWS_ENDPOINT_URL"))
     return DemoResult(
-        learner, results, summary.run_id, report, copy, summary.ok, summary.errors, 0.0
+        learner, DEMO_TABLE, catalog_env, summary.run_id, report, summary.ok, summary.errors, 0.0
     )
+
+
+def demo_catalog_env(workdir: Path, root: str, endpoint: str | None) -> dict[str, str]:
+    """pyiceberg settings of the demo's catalog: SQLite in ``workdir``, warehouse in ``root``."""
+    prefix = f"PYICEBERG_CATALOG__{DEMO_CATALOG.upper()}__"
+    warehouse = join(root, "warehouse") if "://" in root else Path(root, "warehouse").as_uri()
+    env = {
+        f"{prefix}TYPE": "sql",
+        f"{prefix}URI": f"sqlite:///{workdir / CATALOG_DB}",
+        f"{prefix}WAREHOUSE": warehouse,
+    }
+    if endpoint:
+        env[f"{prefix}S3__ENDPOINT"] = endpoint
+    return env
+
+
+def _reset_table(workdir: Path, root: str) -> None:
+    """A demo starts from an empty catalog (its embedded S3 starts empty too)."""
+    (workdir / CATALOG_DB).unlink(missing_ok=True)
+    if "://" not in root:
+        shutil.rmtree(Path(root, "warehouse"), ignore_errors=True)
+
+
+def _table_ref() -> TableRef:
+    return TableRef(resolve_catalog(DEMO_CATALOG), DEMO_TABLE)
 
 
 def _train(
@@ -249,7 +275,6 @@ def _archive(config: DemoConfig, root: str, storage: StorageConfig, echo: Echo) 
 def _score(
     config: DemoConfig,
     source: str,
-    results: str,
     detector: DetectorConfig,
     storage: StorageConfig,
     echo: Echo,
@@ -258,7 +283,8 @@ def _score(
 
     scoring = ScoringConfig(
         source=source,
-        output=results,
+        table=DEMO_TABLE,
+        catalog=DEMO_CATALOG,
         detector=detector,
         storage=storage,
         mode="full",
@@ -267,11 +293,11 @@ def _score(
         progress=False,
     )
     summary = _timed(lambda: run_scoring(scoring), "scoring", echo)
-    echo(f"scored run {summary.run_id}: {summary.ok} ok, {summary.errors} errors -> {results}")
+    echo(summary.line())
     return summary
 
 
-def _queries(results: str, run_id: str, storage: StorageConfig, echo: Echo) -> None:
+def _queries(run_id: str, echo: Echo) -> None:
     from vip2clip.query.engines import query_table
 
     examples = {
@@ -286,16 +312,8 @@ def _queries(results: str, run_id: str, storage: StorageConfig, echo: Echo) -> N
         ),
     }
     for title, sql in examples.items():
-        table = query_table(sql, results, run_id=run_id, storage=storage)
+        table = query_table(sql, _table_ref(), run_id=run_id)
         echo(f"SQL — {title}:\n{table.to_pandas().to_string(index=False)}")
-
-
-def _copy_results(results: str, target: Path, storage: StorageConfig) -> Path:
-    fs, path = filesystem(results, storage)
-    if target.exists():
-        shutil.rmtree(target)
-    fs.get(path, str(target), recursive=True)
-    return target
 
 
 @contextlib.contextmanager

@@ -27,9 +27,11 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlparse
 
 import pyarrow as pa
 import pyarrow.dataset as pads
+import pyarrow.fs as pafs
 from pyiceberg.exceptions import (
     CommitFailedException,
     NamespaceAlreadyExistsError,
@@ -38,6 +40,8 @@ from pyiceberg.exceptions import (
     TableAlreadyExistsError,
 )
 from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, EqualTo, StartsWith
+from pyiceberg.io import FileIO
+from pyiceberg.io.fsspec import FsspecFileIO
 from pyiceberg.io.pyarrow import PyArrowFileIO
 from pyiceberg.manifest import DataFile
 from pyiceberg.table import Table
@@ -234,14 +238,8 @@ class ResultsTable:
         schema = self.table.schema().as_arrow()
         if not files:
             return pads.dataset(schema.empty_table())
-        io = self.table.io
-        if not isinstance(io, PyArrowFileIO):
-            raise StorageError(f"table {self.ref.identifier}: expected pyarrow file IO, got {io}")
-        scheme, netloc, _ = PyArrowFileIO.parse_location(files[0].file_path)
-        paths = [PyArrowFileIO.parse_location(f.file_path)[2] for f in files]
-        return pads.dataset(
-            paths, schema=schema, format="parquet", filesystem=io.fs_by_scheme(scheme, netloc)
-        )
+        filesystem, paths = _arrow_paths(self.table.io, [f.file_path for f in files])
+        return pads.dataset(paths, schema=schema, format="parquet", filesystem=filesystem)
 
     def read(
         self,
@@ -424,7 +422,9 @@ def scored_filter(model_id: str, prefix: str | None) -> BooleanExpression:
 
 # ---------------------------------------------------------------------- worker side
 
-_WRITERS: dict[tuple[str, str], Table] = {}
+# Keyed by where the catalog points, not only its name: one worker process serves every
+# run of its driver, and two runs may use one catalog name for different catalogs.
+_WRITERS: dict[tuple[str, tuple[tuple[str, str], ...], str], Table] = {}
 
 
 def write_data_files(rows: pa.Table, ref: TableRef) -> list[DataFile]:
@@ -448,10 +448,24 @@ def write_data_files(rows: pa.Table, ref: TableRef) -> list[DataFile]:
 
 
 def _writer_table(ref: TableRef) -> Table:
-    key = (ref.catalog.name, ref.identifier)
+    key = (ref.catalog.name, tuple(sorted(ref.catalog.properties.items())), ref.identifier)
     if key not in _WRITERS:
         _WRITERS[key] = ResultsTable.open(ref).table
     return _WRITERS[key]
+
+
+def _arrow_paths(io: FileIO, locations: list[str]) -> tuple[pafs.FileSystem, list[str]]:
+    """A pyarrow filesystem for the table's files (either pyiceberg IO) and their paths."""
+    parsed = [urlparse(location) for location in locations]
+    scheme, netloc = parsed[0].scheme or "file", parsed[0].netloc
+    if isinstance(io, PyArrowFileIO):
+        paths = [PyArrowFileIO.parse_location(location)[2] for location in locations]
+        return io.fs_by_scheme(scheme, netloc), paths
+    if isinstance(io, FsspecFileIO):
+        fs = io.get_fs(scheme)
+        paths = [f"{p.netloc}{p.path}" if p.netloc else p.path for p in parsed]
+        return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), paths
+    raise StorageError(f"unsupported Iceberg file IO {type(io).__name__}")
 
 
 def _prop(snapshot: Snapshot, key: str) -> str | None:

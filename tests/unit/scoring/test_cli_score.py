@@ -25,7 +25,7 @@ def captured(monkeypatch: pytest.MonkeyPatch) -> list[ScoringConfig]:
         seen.append(config)
         return ScoringSummary(
             run_id=config.resolved_run_id(), run_date="2026-11-25", mode=config.mode,
-            model_id="m", output=config.output, listed=3, skipped=1, ok=1, errors=1,
+            model_id="m", table=config.table, listed=3, skipped=1, ok=1, errors=1,
             error_reasons={"truncated_image": 1}, seconds=2.0,
         )  # fmt: skip
 
@@ -39,13 +39,15 @@ def test_options_yaml_and_overrides_build_the_config(
     yaml_file = tmp_path / "score.yaml"
     yaml_file.write_text("batch_size: 4\nnum_actors: 3\ndetector:\n  image_size: 224\n")
     code = main(
-        ["score", "s3://in/x", "s3://out/t", "--config", str(yaml_file), "--full",
+        ["score", "s3://in/x", "ns.scores", "--config", str(yaml_file), "--full",
          "--batch-size", "16", "--set", "num_actors=2", "--pretrained", "none",
-         "--model", "vip2clip-tiny", "--run-id", "r1", "--gpus-per-actor", "0"]
+         "--model", "vip2clip-tiny", "--run-id", "r1", "--gpus-per-actor", "0",
+         "--catalog", "prod", "--commit-every", "500"]
     )  # fmt: skip
     assert code == 0
     (config,) = captured
-    assert (config.source, config.output, config.mode) == ("s3://in/x", "s3://out/t", "full")
+    assert (config.source, config.table, config.mode) == ("s3://in/x", "ns.scores", "full")
+    assert (config.catalog, config.commit_every) == ("prod", 500)
     assert (config.batch_size, config.num_actors, config.run_id) == (16, 2, "r1")
     assert config.detector.image_size == 224 and config.detector.backbone.pretrained is None
     assert config.gpus_per_actor == 0
@@ -55,16 +57,25 @@ def test_options_yaml_and_overrides_build_the_config(
 
 
 def test_default_mode_is_incremental(captured: list[ScoringConfig]) -> None:
-    assert main(["score", "in", "out"]) == 0
+    assert main(["score", "in", "ns.out"]) == 0
     assert captured[0].mode == "incremental"
 
 
 def test_bad_config_is_one_line_error(
     captured: list[ScoringConfig], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["score", "in", "out", "--set", "batch_size=0"]) == 2
+    assert main(["score", "in", "ns.out", "--set", "batch_size=0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("vip2clip: error: invalid ScoringConfig")
+    assert not captured
+
+
+def test_table_must_be_an_iceberg_identifier(
+    captured: list[ScoringConfig], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["score", "in", "s3://bucket/results"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "namespace.table" in err[0]
     assert not captured
 
 

@@ -15,7 +15,7 @@ from vip2clip.scoring import ScoringConfig
 def _config(**changes: object) -> ScoringConfig:
     base: dict[str, object] = {
         "source": "s3://b/in",
-        "output": "s3://b/out",
+        "table": "ns.out",
         "run_date": "2026-11-25",
     }
     return ScoringConfig.model_validate({**base, **changes})
@@ -42,12 +42,12 @@ def test_explicit_run_id_and_date_win() -> None:
 def test_unsafe_run_ids_are_rejected(bad: str) -> None:
     with pytest.raises(ConfigError, match="run_id"):
         load_config(
-            ScoringConfig, overrides=[f"run_id={bad!r}"], base={"source": "a", "output": "b"}
+            ScoringConfig, overrides=[f"run_id={bad!r}"], base={"source": "a", "table": "ns.b"}
         )
 
 
 def test_unknown_keys_and_bad_values_are_config_errors() -> None:
-    base = {"source": "a", "output": "b"}
+    base = {"source": "a", "table": "ns.b"}
     with pytest.raises(ConfigError, match="batchsize"):
         load_config(ScoringConfig, overrides=["batchsize=3"], base=base)
     with pytest.raises(ConfigError, match="batch_size"):
@@ -57,7 +57,7 @@ def test_unknown_keys_and_bad_values_are_config_errors() -> None:
 
 
 def test_gpus_per_actor_accepts_auto_and_numbers() -> None:
-    base = {"source": "a", "output": "b"}
+    base = {"source": "a", "table": "ns.b"}
     assert load_config(ScoringConfig, base=base).gpus_per_actor == "auto"
     assert (
         load_config(ScoringConfig, overrides=["gpus_per_actor=0.5"], base=base).gpus_per_actor
@@ -72,7 +72,7 @@ def test_safe_dump_masks_credentials_in_uris() -> None:
 
 
 def test_actor_pool_bounds_are_checked() -> None:
-    base = {"source": "a", "output": "b"}
+    base = {"source": "a", "table": "ns.b"}
     with pytest.raises(ConfigError, match="min_actors"):
         load_config(ScoringConfig, overrides=["num_actors=2", "min_actors=3"], base=base)
     config = load_config(ScoringConfig, overrides=["num_actors=4", "min_actors=1"], base=base)

@@ -14,7 +14,7 @@ from vip2clip.scoring.sizing import ActorPlan, plan_actors
 
 def _config(*overrides: str) -> ScoringConfig:
     return load_config(
-        ScoringConfig, overrides=list(overrides), base={"source": "a", "output": "b"}
+        ScoringConfig, overrides=list(overrides), base={"source": "a", "table": "ns.b"}
     )
 
 

@@ -16,7 +16,7 @@ from PIL import Image
 from tests.fixtures.bad_inputs import OK, bad_input_corpus
 from vip2clip.data.decode import decode_image
 from vip2clip.data.preprocess import normalize_rgb, preprocess_image
-from vip2clip.results import FILE_SCHEMA, MASK_QUANTISATION_ERROR, decode_mask, region_stats
+from vip2clip.results import RESULTS_SCHEMA, MASK_QUANTISATION_ERROR, decode_mask, region_stats
 from vip2clip.scoring import stages
 from vip2clip.scoring.source import LISTING_SCHEMA
 from vip2clip.storage import StorageConfig
@@ -185,8 +185,9 @@ def test_results_rows_carry_decision_mask_and_region_stats() -> None:
     anomaly[4:10, 8:20] = 0.9
     anomaly[20:22, 0:2] = 0.8
     when = datetime(2026, 11, 25, tzinfo=UTC)
-    table = stages.to_results(_scored_block([anomaly, None]), scored_at=when)
-    assert table.schema.equals(FILE_SCHEMA, check_metadata=False)
+    table = stages.to_results(_scored_block([anomaly, None]), "r1", "2026-12-05", scored_at=when)
+    assert table.schema.equals(RESULTS_SCHEMA, check_metadata=False)
+    assert set(table.column("run_id").to_pylist()) == {"r1"}
     ok, error = table.to_pylist()
     assert ok["is_anomalous"] is True and ok["image_score"] == pytest.approx(0.7)
     assert np.abs(decode_mask(ok["mask_png"]) - anomaly).max() <= MASK_QUANTISATION_ERROR + 1e-7
@@ -206,5 +207,5 @@ def test_results_rows_carry_decision_mask_and_region_stats() -> None:
 
 
 def test_decision_below_threshold_is_normal() -> None:
-    row = stages.to_results(_scored_block([np.zeros((SIZE, SIZE))], score=0.2)).to_pylist()[0]
+    row = stages.to_results(_scored_block([np.zeros((SIZE, SIZE))], score=0.2), "r1", "2026-12-05").to_pylist()[0]
     assert row["is_anomalous"] is False and row["bbox_x0"] is None
