@@ -21,4 +21,5 @@ pytest_plugins = [
     "tests.fixtures.prometheus",
     "tests.fixtures.datasets",
     "tests.fixtures.flaky_proxy",
+    "tests.fixtures.iceberg",
 ]

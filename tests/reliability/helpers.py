@@ -1,5 +1,6 @@
 """Shared pieces of the reliability tests: small archives, the scoring job as a
-subprocess driver, staged-file polling and process lookup on a local cluster.
+subprocess driver, polling the results table's snapshots, and process lookup on
+a local cluster.
 
 Everything here drives the real system (``jobs/score.py`` against a real Ray
 cluster); nothing is mocked.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import signal
 import subprocess
@@ -21,8 +23,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from tests.fixtures.iceberg import TABLE, IcebergCatalog
+from vip2clip.errors import StorageError
 from vip2clip.model import BackboneSpec, DetectorConfig
-from vip2clip.results import ResultsStore
+from vip2clip.results import SnapshotInfo
 
 REPO = Path(__file__).resolve().parents[2]
 SIZE = 112  # native size of the tiny backbone: cheapest inference
@@ -54,16 +58,29 @@ def write_images(root: Path, count: int, seed: int = 0) -> list[str]:
 
 
 def score_command(
-    source: str, output: str, run_id: str, address: str, *extra: str, full: bool = True
+    source: str,
+    catalog: IcebergCatalog,
+    run_id: str,
+    address: str,
+    *extra: str,
+    full: bool = True,
+    table: str = TABLE,
 ) -> list[str]:
-    """``python jobs/score.py`` with small batches so a run spans many staged files."""
+    """``python jobs/score.py SOURCE TABLE`` with small batches and files, so a run
+    spans many data files (add ``--commit-every N`` for many snapshots)."""
     return [
-        sys.executable, str(REPO / "jobs" / "score.py"), source, output,
+        sys.executable, str(REPO / "jobs" / "score.py"), source, table,
+        "--catalog", catalog.name,
         "--full" if full else "--incremental", "--run-id", run_id, "--run-date", RUN_DATE,
         "--no-progress", "--ray-address", address, "--batch-size", "2",
         "--set", "rows_per_file=4", "--set", "read_batch_size=4",
         "--set", f"detector={DETECTOR.model_dump_json()}", *extra,
     ]  # fmt: skip
+
+
+def driver_env(cluster_env: dict[str, str], catalog: IcebergCatalog) -> dict[str, str]:
+    """A subprocess driver's environment: the cluster's client settings and the catalog."""
+    return {**cluster_env, **catalog.env}
 
 
 def start_driver(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -116,22 +133,27 @@ def tail(log: Path, lines: int = 40) -> str:
     return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
 
 
-def staged_parquet(output: Path) -> int:
-    """Parquet files staged (not yet committed) under a local results table."""
-    return sum(1 for _ in (output / "_staging").rglob("*.parquet"))
+def run_snapshots(catalog: IcebergCatalog, run_id: str, table: str = TABLE) -> list[SnapshotInfo]:
+    """Snapshots of ``run_id`` committed so far, oldest first (none before the table exists)."""
+    try:
+        snapshots = catalog.results(table).snapshots()
+    except StorageError:
+        return []  # the driver has not created the table yet
+    return [s for s in snapshots if s.run_id == run_id]
 
 
-def staged_rows(output: Path) -> int:
-    """Rows in the complete staged Parquet files of a local results table (footers only)."""
-    import pyarrow.parquet as pq
+def committed_rows(catalog: IcebergCatalog, run_id: str, table: str = TABLE) -> int:
+    """Rows of ``run_id`` in the snapshots committed so far (from snapshot summaries)."""
+    return sum(s.added_rows for s in run_snapshots(catalog, run_id, table))
 
-    rows = 0
-    for path in (output / "_staging").rglob("*.parquet"):
-        try:
-            rows += pq.ParquetFile(path).metadata.num_rows
-        except (OSError, ValueError):
-            continue  # still being written
-    return rows
+
+def json_summary(log: Path) -> dict[str, Any]:
+    """The ``--json`` run summary a driver printed (its last JSON line)."""
+    for line in reversed(log.read_text(errors="replace").splitlines()):
+        if line.startswith("{") and '"run_id"' in line:
+            found: dict[str, Any] = json.loads(line)
+            return found
+    raise AssertionError(f"no JSON summary in the driver log:\n{tail(log)}")
 
 
 def cmdline(pid: int) -> list[str]:
@@ -152,12 +174,16 @@ def parent_pid(pid: int) -> int | None:
     return int(stat.rsplit(")", 1)[1].split()[1])
 
 
-def assert_exactly_once(output: str, run_id: str, inputs: set[str], **kwargs: Any) -> None:
-    """The committed rows of ``run_id`` name every input exactly once, nothing else."""
-    table = ResultsStore(output, **kwargs).read(run_id)
-    uris = table.column("source_uri").to_pylist()
+def assert_exactly_once(
+    catalog: IcebergCatalog, run_id: str, inputs: set[str], table: str = TABLE
+) -> list[dict[str, Any]]:
+    """The committed rows of ``run_id`` name every input exactly once, nothing else;
+    returns them."""
+    rows = catalog.rows(run_id, table)
+    uris = [row["source_uri"] for row in rows]
     duplicates = {u for u in uris if uris.count(u) > 1}
     assert not duplicates, f"duplicated rows: {sorted(duplicates)[:5]}"
     assert set(uris) == inputs, (
         f"missing {sorted(inputs - set(uris))[:5]}, unexpected {sorted(set(uris) - inputs)[:5]}"
     )
+    return rows

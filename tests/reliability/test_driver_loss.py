@@ -1,104 +1,162 @@
-"""Driver loss: the scoring job's driver process is SIGKILLed midway.
+"""Driver loss: the scoring job's driver is SIGKILLed (its whole process group) mid-run.
 
-Nothing of the killed run may be visible to readers (``ResultsStore``, and DuckDB
-over the documented Hive glob); re-running the same run id completes it, and an
-incremental run after a second killed run scores exactly what is missing: every
-input ends in the table exactly once, no gaps, no duplicates.
+The driver (``jobs/score.py ... --commit-every 4``) commits a snapshot every few
+rows. While it runs, a reader loops over the table and must only ever see whole
+committed snapshots. It is killed once at least two snapshots of its run are
+committed; then readers (pyiceberg, and DuckDB over ``ResultsTable.dataset()``)
+see exactly the committed snapshot, the rows written since the last commit are
+orphan files nobody reads, and the same command again resumes the run: it scores
+only the remainder, and every listed object ends in the run exactly once.
 """
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import duckdb
+import pyarrow.parquet as pq
 import pytest
+from pyiceberg.expressions import EqualTo
 
+from tests.fixtures.iceberg import IcebergCatalog
 from tests.reliability.helpers import (
-    DETECTOR,
-    RUN_DATE,
     assert_exactly_once,
+    driver_env,
+    finish,
+    json_summary,
     kill_group,
+    run_snapshots,
     score_command,
-    staged_parquet,
     start_driver,
+    tail,
     wait_until,
     write_images,
 )
-from vip2clip.results import ResultsStore
-from vip2clip.scoring import ScoringConfig, run_scoring
+from vip2clip.errors import StorageError
+from vip2clip.results import ResultsTable, RunState
 
 pytestmark = pytest.mark.integration
 
-N_FIRST = 32
-N_NEW = 16
-HIVE_GLOB = "run_date=*/run_id=*/*.parquet"  # docs/results-schema.md: what outside readers use
+N_IMAGES = 48
+COMMIT_EVERY = 4  # rows per snapshot: one data file of rows_per_file=4 rows
+SNAPSHOTS_BEFORE_KILL = 2
+RUN_ID = "night-1"
 
 
-def _config(source: Path, output: Path, run_id: str) -> ScoringConfig:
-    return ScoringConfig.model_validate(
-        {
-            "source": str(source),
-            "output": str(output),
-            "detector": DETECTOR,
-            "mode": "incremental",
-            "run_id": run_id,
-            "run_date": RUN_DATE,
-            "batch_size": 4,
-            "progress": False,
-        }
-    )
+@dataclass
+class LoopingReader:
+    """A reader polling the table while the run commits: every head snapshot it sees
+    must read back exactly its summary's ``total-records``."""
+
+    catalog: IcebergCatalog
+    seen: int = 0  # distinct head snapshots checked
+
+    def __post_init__(self) -> None:
+        self._checked: set[int] = set()
+
+    def check(self) -> None:
+        try:
+            results = self.catalog.results()
+        except StorageError:
+            return  # not created yet
+        head = results.snapshot_id()
+        if head is None or head in self._checked:
+            return
+        assert_reads_whole_snapshot(results, head)
+        self._checked.add(head)
+        self.seen = len(self._checked)
 
 
-def _kill_midway(ray_cluster: Any, source: Path, output: Path, run_id: str, log: Path) -> None:
-    command = score_command(str(source), str(output), run_id, ray_cluster.address, full=False)
-    proc = start_driver(command, ray_cluster.client_env(), log)
-    staged_before = staged_parquet(output)
+def assert_reads_whole_snapshot(results: ResultsTable, snapshot_id: int) -> int:
+    """pyiceberg and DuckDB both read exactly the snapshot's ``total-records``."""
+    info = next(s for s in results.snapshots() if s.snapshot_id == snapshot_id)
+    read = results.read(columns=["source_uri"], snapshot_id=snapshot_id).num_rows
+    connection = duckdb.connect()
+    connection.register("results", results.dataset(snapshot_id=snapshot_id))
+    row = connection.execute("SELECT count(*) FROM results").fetchone()
+    duck = row[0] if row else None
+    assert read == duck == info.total_rows, (read, duck, info)
+    return read
+
+
+def orphan_rows(results: ResultsTable, warehouse: Path) -> tuple[int, int]:
+    """Data files under the table's location that no snapshot references, and their rows."""
+    referenced = {
+        f.file_path.removeprefix("file://") for s in results.table.snapshots()
+        for f in results.data_files(snapshot_id=s.snapshot_id)
+    }  # fmt: skip
+    files = rows = 0
+    for path in warehouse.rglob("*.parquet"):
+        if str(path) in referenced:
+            continue
+        files += 1
+        try:
+            rows += pq.ParquetFile(path).metadata.num_rows
+        except (OSError, ValueError):
+            continue  # cut short by the kill: no footer
+    return files, rows
+
+
+def test_killed_driver_loses_only_its_uncommitted_interval_then_resumes(
+    ray_cluster: Any, local_catalog: IcebergCatalog, tmp_path: Path
+) -> None:
+    inputs = set(write_images(tmp_path / "archive", N_IMAGES))
+    command = score_command(
+        str(tmp_path / "archive"), local_catalog, RUN_ID, ray_cluster.address,
+        "--commit-every", str(COMMIT_EVERY), "--json", full=False,
+    )  # fmt: skip
+    env = driver_env(ray_cluster.client_env(), local_catalog)
+    reader = LoopingReader(local_catalog)
+    killed_log = tmp_path / "killed.log"
+
+    started = time.monotonic()
+    proc = start_driver(command, env, killed_log)
     try:
-        wait_until(lambda: staged_parquet(output) > staged_before, proc, log)
+
+        def two_snapshots_committed() -> bool:
+            reader.check()
+            return len(run_snapshots(local_catalog, RUN_ID)) >= SNAPSHOTS_BEFORE_KILL
+
+        wait_until(two_snapshots_committed, proc, killed_log)
     finally:
         kill_group(proc)
+    killed_after = time.monotonic() - started
 
+    # (a) Readers see the last committed snapshot, whole; nothing uncommitted.
+    results = local_catalog.results()
+    assert results.run_state(RUN_ID) is RunState.IN_PROGRESS
+    ours = run_snapshots(local_catalog, RUN_ID)
+    committed = sum(s.added_rows for s in ours)
+    head = results.snapshot_id()
+    assert head == ours[-1].snapshot_id
+    assert assert_reads_whole_snapshot(results, head) == committed
+    for snapshot in ours:  # every earlier snapshot reads back whole too (time travel)
+        assert_reads_whole_snapshot(results, snapshot.snapshot_id)
+    committed_uris = results.read(EqualTo("run_id", RUN_ID), ["source_uri"]).column(0).to_pylist()
+    assert len(committed_uris) == len(set(committed_uris)) == committed
+    assert 0 < committed < N_IMAGES, f"the kill came too late to matter:\n{tail(killed_log)}"
+    lost_files, lost_rows = orphan_rows(results, Path(local_catalog.warehouse[len("file://") :]))
 
-def _duckdb_run_ids(output: Path) -> list[str]:
-    import duckdb
-
-    files = sorted(str(p) for p in output.glob(HIVE_GLOB))
-    if not files:
-        return []
-    rows = duckdb.connect().execute(
-        "SELECT DISTINCT run_id FROM read_parquet(?, hive_partitioning = true)", [files]
+    # (b) The same command again resumes: only the remainder is scored.
+    resumed_log = tmp_path / "resumed.log"
+    resume_started = time.monotonic()
+    proc = start_driver(command, env, resumed_log)
+    assert finish(proc, resumed_log) == 0, tail(resumed_log)
+    resume_s = time.monotonic() - resume_started
+    summary = json_summary(resumed_log)
+    assert summary["resumed"] is True and summary["replaced"] is False
+    assert (summary["listed"], summary["skipped"]) == (N_IMAGES, committed)
+    assert summary["ok"] + summary["errors"] == N_IMAGES - committed
+    assert_exactly_once(local_catalog, RUN_ID, inputs)
+    results = local_catalog.results()
+    assert results.run_state(RUN_ID) is RunState.COMPLETE
+    assert assert_reads_whole_snapshot(results, results.snapshot_id()) == N_IMAGES  # type: ignore[arg-type]
+    print(
+        f"\ndriver loss: killed after {killed_after:.1f} s with {len(ours)} snapshots "
+        f"({committed}/{N_IMAGES} rows) committed; {lost_files} orphan files "
+        f"({lost_rows} rows) lost; reader checked {reader.seen} snapshots; resume scored "
+        f"{N_IMAGES - committed} rows in {resume_s:.1f} s, {summary['commits']} commits"
     )
-    return sorted(r[0] for r in rows.fetchall())
-
-
-def _assert_invisible(output: Path, run_id: str) -> None:
-    store = ResultsStore(str(output))
-    assert store.manifest(run_id) is None
-    assert store.committed_files(run_id) == []
-    assert run_id not in store.read(columns=["run_id"]).column("run_id").to_pylist()
-    assert run_id not in _duckdb_run_ids(output)
-    assert not list(output.glob(f"run_date=*/run_id={run_id}"))
-
-
-def test_killed_driver_leaves_nothing_and_reruns_complete(ray_cluster: Any, tmp_path: Path) -> None:
-    source, output = tmp_path / "archive", tmp_path / "results"
-    first = set(write_images(source, N_FIRST))
-
-    _kill_midway(ray_cluster, source, output, "night-1", tmp_path / "night-1.log")
-    assert staged_parquet(output) > 0  # partial output exists, but only in staging
-    _assert_invisible(output, "night-1")
-
-    summary = run_scoring(_config(source, output, "night-1"))  # same run id again
-    assert (summary.ok, summary.errors, summary.skipped) == (N_FIRST, 0, 0)
-    assert_exactly_once(str(output), "night-1", first)
-
-    new = set(write_images(source / "new", N_NEW, seed=1))
-    _kill_midway(ray_cluster, source, output, "night-2", tmp_path / "night-2.log")
-    _assert_invisible(output, "night-2")
-
-    summary = run_scoring(_config(source, output, "night-3"))  # the next incremental run
-    assert (summary.ok, summary.skipped) == (N_NEW, N_FIRST)
-    assert_exactly_once(str(output), "night-3", new)
-    everything = ResultsStore(str(output)).read().column("source_uri").to_pylist()
-    assert sorted(everything) == sorted(first | new)  # whole table: no gaps, no duplicates
-    assert _duckdb_run_ids(output) == ["night-1", "night-3"]

@@ -167,6 +167,8 @@ def demo_catalog_env(workdir: Path, root: str, endpoint: str | None) -> dict[str
     }
     if endpoint:
         env[f"{prefix}S3__ENDPOINT"] = endpoint
+        # The embedded endpoint (moto) rejects pyarrow's multipart uploads; s3fs works.
+        env[f"{prefix}PY_IO_IMPL"] = "pyiceberg.io.fsspec.FsspecFileIO"
     return env
 
 
