@@ -81,7 +81,7 @@ def child(args: argparse.Namespace) -> None:
     config = ScoringConfig.model_validate(
         {
             "source": args.source,
-            "output": args.output,
+            "table": "bench.results",  # embedded catalog under VIP2CLIP_HOME (a temp dir)
             "mode": "full",
             "detector": json.loads(args.detector),
             "batch_size": args.batch_size,
@@ -108,11 +108,16 @@ def run_child(
 ) -> dict[str, Any]:
     output = Path(tempfile.mkdtemp(prefix="v2c-bench-out-"))
     command = [
-        sys.executable, __file__, "--child", "--source", str(source), "--output", str(output),
+        sys.executable, __file__, "--child", "--source", str(source),
         "--detector", json.dumps(detector), "--batch-size", str(args.batch_size),
         "--cpus-per-actor", str(args.cpus_per_actor),
     ]  # fmt: skip
-    env = {**cluster.client_env(), "RAY_ADDRESS": cluster.address, "PYTHONPATH": str(REPO)}
+    env = {
+        **cluster.client_env(),
+        "RAY_ADDRESS": cluster.address,
+        "PYTHONPATH": str(REPO),
+        "VIP2CLIP_HOME": str(output),
+    }
     try:
         done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     finally:
@@ -181,7 +186,6 @@ def main() -> None:
     parser.add_argument("--cpus-per-actor", type=float, default=1.0)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--source", help=argparse.SUPPRESS)
-    parser.add_argument("--output", help=argparse.SUPPRESS)
     parser.add_argument("--detector", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
