@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     ms = _ms_per_image(lambda: _normalise(decoded, size), n)
     rows.append(["normalisation (CPU inference only)", ms, ms / 10])
     scored = _scored_block(_anomaly_map(size), n)
-    ms = _ms_per_image(lambda: stages.to_results(scored), n)
+    ms = _ms_per_image(lambda: stages.to_results(scored, "bench", "2026-12-05"), n)
     rows.append(["postprocess (decision, PNG mask, regions)", ms, ms / 10])
     gpu_path = (rows[0], rows[2], rows[4])  # JPEG decode, GPU actor, postprocess
     total_jpeg = sum(float(str(row[1])) for row in gpu_path)

@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 from pyiceberg.exceptions import (
@@ -39,7 +40,7 @@ from pyiceberg.exceptions import (
     NoSuchTableError,
     TableAlreadyExistsError,
 )
-from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, EqualTo, StartsWith
+from pyiceberg.expressions import BooleanExpression
 from pyiceberg.io import FileIO
 from pyiceberg.io.fsspec import FsspecFileIO
 from pyiceberg.io.pyarrow import PyArrowFileIO
@@ -50,6 +51,7 @@ from pyiceberg.table.update.snapshot import ManageSnapshots
 
 from vip2clip.errors import ConfigError, StorageError
 from vip2clip.results.catalog import CatalogSpec
+from vip2clip.results.filters import ALL_ROWS, all_of, equal, run_rows, starts_with
 from vip2clip.results.schema import (
     ICEBERG_SCHEMA,
     PARTITION_SPEC,
@@ -69,7 +71,6 @@ COMMIT_SEQ = f"{PROPERTY_PREFIX}commit-seq"
 RUN_COMPLETE = f"{PROPERTY_PREFIX}run-complete"
 REPLACE_BRANCH_PREFIX = "vip2clip-replace-"
 MAIN = "main"
-ALL_ROWS: BooleanExpression = AlwaysTrue()
 COMMIT_ATTEMPTS = 12  # optimistic-concurrency retries before a commit gives up
 COMMIT_BACKOFF_S = 0.05  # first back-off; doubles per attempt (with jitter), capped below
 COMMIT_BACKOFF_MAX_S = 5.0
@@ -256,7 +257,8 @@ class ResultsTable:
         columns: Sequence[str] | None = None,
         snapshot_id: int | None = None,
     ) -> pa.RecordBatchReader:
-        """Like :meth:`read`, streamed batch by batch (bounded memory)."""
+        """Like :meth:`read`, streamed batch by batch (bounded memory); ``columns`` in the
+        order given."""
         snapshot_id = snapshot_id if snapshot_id is not None else self.snapshot_id()
         schema = self.table.schema().as_arrow()
         if columns is not None:
@@ -268,7 +270,12 @@ class ResultsTable:
             selected_fields=tuple(columns) if columns is not None else ("*",),
             snapshot_id=snapshot_id,
         )
-        return scan.to_arrow_batch_reader()
+        reader = scan.to_arrow_batch_reader()
+        if columns is None:
+            return reader
+        # pyiceberg yields the projection in schema order.
+        ordered = pa.schema([reader.schema.field(c) for c in columns])
+        return pa.RecordBatchReader.from_batches(ordered, (b.select(columns) for b in reader))
 
     def snapshots(self) -> list[SnapshotInfo]:
         """Every retained snapshot, oldest first, with the run it belongs to."""
@@ -300,7 +307,7 @@ class ResultsTable:
         if ours:
             return RunState.IN_PROGRESS
         # Rows whose snapshots were expired by maintenance: an old, finished run.
-        if self.data_files(EqualTo("run_id", run_id)):
+        if self.data_files(run_rows(run_id)):
             return RunState.COMPLETE
         return RunState.NEW
 
@@ -371,7 +378,7 @@ class ResultsTable:
             head = self.snapshot_id(branch)
             if head is None:
                 raise StorageError(f"branch {branch} of {self.ref.identifier} is missing")
-            new = self.data_files(EqualTo("run_id", run_id), head)
+            new = self.data_files(run_rows(run_id), head)
             with self.table.transaction() as txn:
                 self._swap_in(txn, run_id, new, properties, MAIN, self.snapshot_id())
                 ManageSnapshots(transaction=txn).remove_branch(branch).commit()
@@ -390,7 +397,7 @@ class ResultsTable:
         branch: str,
         source_snapshot: int | None,
     ) -> None:
-        old = self.data_files(EqualTo("run_id", run_id), source_snapshot)
+        old = self.data_files(run_rows(run_id), source_snapshot)
         update = txn.update_snapshot(snapshot_properties=properties, branch=branch)
         with update.overwrite() as producer:
             for data_file in old:
@@ -416,8 +423,8 @@ class ResultsTable:
 
 def scored_filter(model_id: str, prefix: str | None) -> BooleanExpression:
     """Rows of ``model_id`` whose source URI starts with ``prefix`` (any URI without one)."""
-    by_model: BooleanExpression = EqualTo("model_id", model_id)
-    return And(by_model, StartsWith("source_uri", prefix)) if prefix else by_model
+    by_model = equal("model_id", model_id)
+    return all_of(by_model, starts_with("source_uri", prefix)) if prefix else by_model
 
 
 # ---------------------------------------------------------------------- worker side
@@ -428,23 +435,28 @@ _WRITERS: dict[tuple[str, tuple[tuple[str, str], ...], str], Table] = {}
 
 
 def write_data_files(rows: pa.Table, ref: TableRef) -> list[DataFile]:
-    """Write result rows (one run) as Parquet data files of the table; nothing is committed.
+    """Write result rows as Parquet data files of the table; nothing is committed.
 
-    Runs in Ray tasks. The table's metadata is loaded once per process (schema,
-    partition spec, properties and location do not change during a run); rows are
-    sorted by URI so each file's URI bounds are tight.
+    Runs in Ray tasks. Each file holds the rows of one run (rows of several runs go
+    to separate files), so a run can be replaced by whole-file deletes. The table's
+    metadata is loaded once per process (schema, partition spec, properties and
+    location do not change during a run); rows are sorted by URI so each file's URI
+    bounds are tight.
     """
     if rows.num_rows == 0:
         return []
     from pyiceberg.io.pyarrow import _dataframe_to_data_files  # the writer Ray Data uses too
 
     table = _writer_table(ref)
-    ordered = rows.sort_by("source_uri")
-    return list(
-        _dataframe_to_data_files(
-            table_metadata=table.metadata, df=ordered, io=table.io, write_uuid=uuid.uuid4()
+    files: list[DataFile] = []
+    for run_id in pc.unique(rows.column("run_id")).to_pylist():
+        ordered = rows.filter(pc.equal(rows.column("run_id"), run_id)).sort_by("source_uri")
+        files.extend(
+            _dataframe_to_data_files(
+                table_metadata=table.metadata, df=ordered, io=table.io, write_uuid=uuid.uuid4()
+            )
         )
-    )
+    return files
 
 
 def _writer_table(ref: TableRef) -> Table:

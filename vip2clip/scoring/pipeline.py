@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pyarrow as pa
-from pyiceberg.expressions import And, BooleanExpression, EqualTo, In, Not, Or
+from pyiceberg.expressions import BooleanExpression
 
 from vip2clip import storage
 from vip2clip.data.decode import OBJECT_MISSING, PERMISSION_DENIED, READ_FAILED, TRANSIENT_REASONS
@@ -41,6 +41,7 @@ from vip2clip.results import (
     resolve_catalog,
 )
 from vip2clip.results import table as results_table
+from vip2clip.results.filters import all_of, any_of, equal, is_in, negate, run_rows
 from vip2clip.scoring import identity, source, stages
 from vip2clip.scoring.commits import CommitPolicy, ProgressiveCommitter, write_results
 from vip2clip.scoring.config import ScoringConfig
@@ -322,14 +323,14 @@ def skip_filters(config: ScoringConfig, plan: RunPlan) -> list[BooleanExpression
     final outcome of the same model under the source's prefix (partition and bound
     pruning keep the read to that model's files for that prefix).
     """
-    filters: list[BooleanExpression] = [EqualTo("run_id", plan.run_id)]
+    filters = [run_rows(plan.run_id)]
     if config.mode == "incremental":
-        final = Or(
-            EqualTo("status", STATUS_OK),
-            And(EqualTo("status", STATUS_ERROR), Not(In("error_reason", TRANSIENT_REASONS))),
+        final = any_of(
+            equal("status", STATUS_OK),
+            all_of(equal("status", STATUS_ERROR), negate(is_in("error_reason", TRANSIENT_REASONS))),
         )
         prefix = source.listing_prefix(config.source, config.storage)
-        filters.append(And(results_table.scored_filter(plan.model.model_id, prefix), final))
+        filters.append(all_of(results_table.scored_filter(plan.model.model_id, prefix), final))
     return filters
 
 
