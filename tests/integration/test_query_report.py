@@ -1,17 +1,24 @@
-"""Query and report a real scoring run: Ray cluster, S3 endpoint (moto), tiny model.
+"""Query, report and maintain a real scoring run: Ray cluster, S3 endpoint (moto), tiny model.
 
 A small archive (noise images, one object named ``<script>alert(1)</script>.png``, one
-corrupt object) is scored from S3 to Parquet on S3 by ``run_scoring``. Then
-``vip2clip query`` must return the committed rows with DuckDB and polars, and
-``vip2clip report`` must render them — escaping the crafted key, surviving a source image
-deleted since scoring, leaking no credential — and open in headless Chromium.
+corrupt object) is scored from S3 by ``run_scoring`` into an Iceberg table whose
+warehouse is on S3 (SQLite catalog named by ``PYICEBERG_CATALOG__QR__*``), committed in
+several small snapshots. Then ``vip2clip query`` must return the committed rows with
+DuckDB and polars, now and as of the first snapshot; ``vip2clip table history`` must list
+the run's snapshots; ``vip2clip report`` must render the run — escaping the crafted key,
+surviving a source image deleted since scoring, leaking no credential — and open in
+headless Chromium; maintenance must compact the small files, expire the history and
+remove orphan files on S3 without changing a row.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import io
+import json
 import shutil
 import subprocess
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -25,7 +32,9 @@ from tests.fixtures.s3 import TEST_CREDENTIALS
 from vip2clip.cli.main import main
 from vip2clip.data.decode import CORRUPT_IMAGE
 from vip2clip.model import BackboneSpec, DetectorConfig
-from vip2clip.results import ResultsStore
+from vip2clip.results import ResultsTable, TableRef, resolve_catalog, write_data_files
+from vip2clip.results.filters import run_rows
+from vip2clip.results.maintenance import MaintenancePolicy, run_maintenance
 from vip2clip.scoring import ScoringConfig, ScoringSummary, run_scoring
 from vip2clip.storage import filesystem
 
@@ -35,11 +44,17 @@ SIZE = 112
 N_IMAGES = 8
 RUN_ID = "night-q1"
 RUN_DATE = "2026-11-25"
+CATALOG = "qr"
+TABLE = "vision.results"
+TABLE_ARGS = ["--table", TABLE, "--catalog", CATALOG]
+COMMIT_EVERY = 3  # rows: several snapshots and small files, for time travel and compaction
+ROWS_PER_FILE = 2
 CRAFTED_KEY = "<script>alert(1)</script>.png"
 CORRUPT_KEY = "corrupt.png"
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")  # Debian package: chromium
 CHROMIUM_TIMEOUT_S = 120
 SCREENSHOT_SIZE = (1280, 2000)
+LATER = dt.datetime.now(dt.UTC) + dt.timedelta(days=30)  # every snapshot and file is old
 
 
 def _png(rng: np.random.Generator, height: int = 80, width: int = 96) -> bytes:
@@ -49,8 +64,31 @@ def _png(rng: np.random.Generator, height: int = 80, width: int = 96) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def scored(ray_cluster: Any, s3_server: Any) -> tuple[str, ScoringSummary]:
-    """``(results URI, summary)`` of one committed run over a small S3 archive."""
+def warehouse(s3_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Catalog ``qr``: SQLite, its warehouse in a bucket of the S3 endpoint (the bucket)."""
+    bucket = s3_server.new_bucket("warehouse")
+    prefix = f"PYICEBERG_CATALOG__{CATALOG.upper()}__"
+    settings = {
+        f"{prefix}TYPE": "sql",
+        f"{prefix}URI": f"sqlite:///{tmp_path_factory.mktemp('catalog') / 'catalog.db'}",
+        f"{prefix}WAREHOUSE": f"s3://{bucket}/wh",
+        f"{prefix}S3__ENDPOINT": s3_server.endpoint,
+        # s3fs: pyarrow's multipart uploads fail against moto's CompleteMultipartUpload.
+        f"{prefix}PY_IO_IMPL": "pyiceberg.io.fsspec.FsspecFileIO",
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in settings.items():
+            patch.setenv(key, value)
+        yield bucket
+
+
+def _results() -> ResultsTable:
+    return ResultsTable.open(TableRef(resolve_catalog(CATALOG), TABLE))
+
+
+@pytest.fixture(scope="module")
+def scored(ray_cluster: Any, s3_server: Any, warehouse: str) -> tuple[str, ScoringSummary]:
+    """``(archive bucket, summary)`` of one run committed in several snapshots."""
     bucket = s3_server.new_bucket("qr")
     client = s3_server.client()
     rng = np.random.default_rng(7)
@@ -59,27 +97,27 @@ def scored(ray_cluster: Any, s3_server: Any) -> tuple[str, ScoringSummary]:
     objects[f"archive/{CORRUPT_KEY}"] = b"\x89PNG\r\n\x1a\n truncated"
     for key, data in objects.items():
         client.put_object(Bucket=bucket, Key=key, Body=data)
-    output = f"s3://{bucket}/results"
     config = ScoringConfig.model_validate(
         {
             "source": f"s3://{bucket}/archive",
-            "output": output,
+            "table": TABLE,
+            "catalog": CATALOG,
             "detector": DetectorConfig(backbone=BackboneSpec.tiny(), image_size=SIZE),
             "mode": "full",
             "run_id": RUN_ID,
             "run_date": RUN_DATE,
             "batch_size": 4,
+            "rows_per_file": ROWS_PER_FILE,
+            "commit_every": COMMIT_EVERY,
             "progress": False,
         }
     )
-    return output, run_scoring(config)
+    return bucket, run_scoring(config)
 
 
-def _query(
-    sql: str, results: str, tmp_path: Path, *extra: str, engine: str = "duckdb"
-) -> list[dict[str, Any]]:
+def _query(sql: str, tmp_path: Path, *extra: str, engine: str = "duckdb") -> list[dict[str, Any]]:
     target = tmp_path / f"{engine}.parquet"
-    argv = ["query", sql, "--results", results, "--engine", engine, "-o", str(target), *extra]
+    argv = ["query", sql, *TABLE_ARGS, "--engine", engine, "-o", str(target), *extra]
     assert main(argv) == 0
     rows: list[dict[str, Any]] = pq.read_table(target).to_pylist()
     return rows
@@ -89,20 +127,19 @@ def _query(
 def test_query_returns_the_scored_rows(
     scored: tuple[str, ScoringSummary], tmp_path: Path, engine: str
 ) -> None:
-    results, summary = scored
+    _, summary = scored
     assert (summary.ok, summary.errors) == (N_IMAGES + 1, 1)
-    committed = ResultsStore(results).read(RUN_ID).to_pylist()
+    committed = _results().read(run_rows(RUN_ID)).to_pylist()
     top = sorted((r for r in committed if r["status"] == "ok"), key=lambda r: -r["image_score"])
     sql = (
         "SELECT source_uri, image_score, mask_png FROM results WHERE status = 'ok' "
         "ORDER BY image_score DESC LIMIT 3"
     )
-    got = _query(sql, results, tmp_path, "--run", RUN_ID, engine=engine)
+    got = _query(sql, tmp_path, "--run", RUN_ID, engine=engine)
     keys = ("source_uri", "image_score", "mask_png")
     assert got == [{k: r[k] for k in keys} for r in top[:3]]
     errors = _query(
         "SELECT source_uri, error_reason FROM results WHERE status = 'error'",
-        results,
         tmp_path,
         engine=engine,
     )
@@ -110,15 +147,29 @@ def test_query_returns_the_scored_rows(
     assert errors[0]["error_reason"] == CORRUPT_IMAGE
 
 
+def test_history_lists_the_runs_snapshots_and_as_of_reads_the_first(
+    scored: tuple[str, ScoringSummary], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, summary = scored
+    assert main(["table", "history", TABLE, "--catalog", CATALOG, "--json"]) == 0
+    history = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(history) == summary.commits > 1
+    assert {h["run_id"] for h in history} == {RUN_ID}
+    assert [h["run_complete"] for h in history] == [False] * (len(history) - 1) + [True]
+    assert history[-1]["total_rows"] == N_IMAGES + 2
+    first = history[0]
+    count = "SELECT count(*) AS n FROM results"
+    for engine in ("duckdb", "polars"):
+        got = _query(count, tmp_path, "--as-of", str(first["snapshot_id"]), engine=engine)
+        assert got == [{"n": first["total_rows"]}]
+
+
 def test_query_writes_csv_to_s3(
     scored: tuple[str, ScoringSummary], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    results, _ = scored
-    target = f"{results.rsplit('/', 1)[0]}/exports/count.csv"
-    assert (
-        main(["query", "SELECT count(*) AS n FROM results", "--results", results, "-o", target])
-        == 0
-    )
+    bucket, _ = scored
+    target = f"s3://{bucket}/exports/count.csv"
+    assert main(["query", "SELECT count(*) AS n FROM results", *TABLE_ARGS, "-o", target]) == 0
     assert capsys.readouterr().out == f"wrote 1 row to {target}\n"
     fs, path = filesystem(target)
     assert fs.cat_file(path).decode().splitlines() == ['"n"', str(N_IMAGES + 2)]
@@ -143,9 +194,8 @@ def report_file(
     scored: tuple[str, ScoringSummary], tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     """The report of the run, written to S3 and read back, after deleting one source."""
-    results, _ = scored
-    bucket = results.split("/")[2]
-    rows = ResultsStore(results).read(RUN_ID, columns=["source_uri", "image_score"]).to_pylist()
+    bucket, _ = scored
+    rows = _results().read(run_rows(RUN_ID), columns=["source_uri", "image_score"]).to_pylist()
     scored_images = [r for r in rows if r["image_score"] is not None]
     deleted = max(  # the top one, apart from the crafted key (its overlay must render)
         (r for r in scored_images if not r["source_uri"].endswith(CRAFTED_KEY)),
@@ -154,7 +204,7 @@ def report_file(
     fs, path = filesystem(deleted["source_uri"])
     fs.rm_file(path)
     target = f"s3://{bucket}/reports/{RUN_ID}.html"
-    argv = ["report", "--results", results, "--run", RUN_ID, "-o", target, "--top", "20"]
+    argv = ["report", *TABLE_ARGS, "--run", RUN_ID, "-o", target, "--top", "20"]
     assert main(argv) == 0
     fs, path = filesystem(target)
     local = tmp_path_factory.mktemp("report") / "report.html"
@@ -172,6 +222,7 @@ def test_report_escapes_and_survives_a_deleted_source(report_file: Path) -> None
     assert images.count("overlay") == N_IMAGES  # the deleted source shows its mask only
     assert "source image not shown" in page.text
     assert CORRUPT_IMAGE in page.text
+    assert "vip2clip.run-complete" in page.text and TABLE in page.text  # snapshot summary
     for secret in (
         TEST_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         TEST_CREDENTIALS["AWS_ACCESS_KEY_ID"],
@@ -206,3 +257,41 @@ def test_report_opens_in_headless_chromium(report_file: Path, tmp_path: Path) ->
     ).stdout  # fmt: skip
     assert "<script" not in dom  # the crafted key stayed text in the rendered DOM
     assert "&lt;script&gt;alert(1)&lt;/script&gt;.png" in dom
+
+
+def _data_objects(s3_server: Any, results: ResultsTable) -> set[str]:
+    """Every object under the table's data folder, listed with boto3."""
+    bucket, prefix = results.table.location_provider().data_path[len("s3://") :].split("/", 1)
+    pages = (
+        s3_server.client()
+        .get_paginator("list_objects_v2")
+        .paginate(Bucket=bucket, Prefix=f"{prefix}/")
+    )
+    return {f"s3://{bucket}/{o['Key']}" for page in pages for o in page.get("Contents", [])}
+
+
+def test_maintenance_on_s3_compacts_expires_and_removes_orphans(
+    scored: tuple[str, ScoringSummary],
+    report_file: Path,  # reads the history first: this test rewrites it
+    s3_server: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    results = _results()
+    rows = sorted(results.read().to_pylist(), key=lambda r: r["source_uri"])
+    small_files = len(results.data_files())
+    assert small_files > 1
+    orphan = write_data_files(results.read(run_rows(RUN_ID)).slice(0, 1), results.ref)
+    assert {f.file_path for f in orphan} <= _data_objects(s3_server, results)
+
+    assert main(["table", "maintain", TABLE, "--catalog", CATALOG, "--dry-run"]) == 0
+    dry = capsys.readouterr().out.splitlines()
+    assert dry[0].startswith(f"{TABLE}: compact: would merge {small_files} small files")
+    assert dry[2] == f"{TABLE}: orphans: would remove 0 files (0 B)"  # all younger than 72 h
+
+    report = run_maintenance(results, MaintenancePolicy(), now=LATER)
+    assert report.compaction.replaced.files == small_files
+    assert report.orphans.files == small_files + len(orphan)  # compacted away, and the orphan
+    after = _results()
+    assert len(after.data_files()) == 1 and len(after.snapshots()) == 1
+    assert sorted(after.read().to_pylist(), key=lambda r: r["source_uri"]) == rows
+    assert _data_objects(s3_server, after) == {f.file_path for f in after.data_files()}

@@ -26,6 +26,7 @@ COMMAND_MODULES: dict[str, str] = {
     "query": "query",
     "report": "report",
     "score": "score",
+    "table": "table",
     "train": "train",
 }
 

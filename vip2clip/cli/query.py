@@ -1,4 +1,4 @@
-"""``vip2clip query``: SQL over the committed rows of a results table."""
+"""``vip2clip query``: SQL over a snapshot of the Iceberg results table."""
 
 from __future__ import annotations
 
@@ -12,8 +12,12 @@ _FORMATS = ("csv", "parquet")
 
 @click.command("query")
 @click.argument("sql")
-@click.option("--results", "results_uri", required=True, help="results table (folder or s3://)")
-@click.option("--run", "run_id", help="only this run's rows (default: every committed run)")
+@click.option("--table", required=True, help="results table, an Iceberg identifier namespace.table")
+@click.option(
+    "--catalog", help="pyiceberg catalog name (default: pyiceberg's default, else embedded)"
+)
+@click.option("--as-of", help="snapshot id or ISO time to read (default: the current snapshot)")
+@click.option("--run", "run_id", help="only this run's rows (default: every run)")
 @click.option("--engine", type=click.Choice(_ENGINES), default="duckdb", show_default=True)
 @click.option("--output", "-o", help="write every row to this .csv/.parquet file or URI")
 @click.option("--format", "output_format", type=click.Choice(_FORMATS), help="output format")
@@ -24,10 +28,14 @@ _FORMATS = ("csv", "parquet")
     show_default=True,
     help="rows printed (not a limit on --output)",
 )
-@click.option("--endpoint-url", help="S3-compatible endpoint (default: AWS_ENDPOINT_URL)")
+@click.option(
+    "--endpoint-url", help="S3-compatible endpoint of --output (default: AWS_ENDPOINT_URL)"
+)
 def query(
     sql: str,
-    results_uri: str,
+    table: str,
+    catalog: str | None,
+    as_of: str | None,
     run_id: str | None,
     engine: str,
     output: str | None,
@@ -35,24 +43,32 @@ def query(
     limit: int,
     endpoint_url: str | None,
 ) -> None:
-    """Run SQL over the view `results` (committed rows only) and print or export the rows.
+    """Run SQL over the view `results` (one committed snapshot) and print or export the rows.
 
     \b
     Example:
       vip2clip query "SELECT source_uri, image_score FROM results
-                      ORDER BY image_score DESC LIMIT 10" --results s3://bucket/results
+                      ORDER BY image_score DESC LIMIT 10" --table vision.results
     """
-    from vip2clip.query import format_for, render_preview, run_query, take_preview, write_rows
-    from vip2clip.results import check_run_id
+    from vip2clip.query import (
+        format_for,
+        open_results,
+        render_preview,
+        run_query,
+        take_preview,
+        write_rows,
+    )
+    from vip2clip.results import check_identifier, check_run_id
     from vip2clip.storage import StorageConfig
 
-    storage = StorageConfig(endpoint_url=endpoint_url)
+    check_identifier(table)
     if run_id is not None:
         check_run_id(run_id)
     target_format = format_for(output, output_format) if output else None
-    with run_query(sql, results_uri, engine=engine, run_id=run_id, storage=storage) as rows:
+    results = open_results(table, catalog)
+    with run_query(sql, results, engine=engine, as_of=as_of, run_id=run_id) as rows:
         if output is None or target_format is None:
             click.echo(render_preview(take_preview(rows, limit)), nl=False)
             return
-        count = write_rows(rows, output, target_format, storage)
+        count = write_rows(rows, output, target_format, StorageConfig(endpoint_url=endpoint_url))
     click.echo(f"wrote {count} row{'' if count == 1 else 's'} to {output}")

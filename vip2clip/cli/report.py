@@ -8,8 +8,11 @@ from vip2clip.report.data import DEFAULT_MAX_ERRORS, DEFAULT_TOP
 
 
 @click.command("report")
-@click.option("--results", "results_uri", required=True, help="results table (folder or s3://)")
-@click.option("--run", "run_id", help="run id (default: the latest committed run)")
+@click.option("--table", required=True, help="results table, an Iceberg identifier namespace.table")
+@click.option(
+    "--catalog", help="pyiceberg catalog name (default: pyiceberg's default, else embedded)"
+)
+@click.option("--run", "run_id", help="run id (default: the latest run on main)")
 @click.option("--output", "-o", required=True, help="HTML file to write (path or s3:// URI)")
 @click.option(
     "--top",
@@ -25,9 +28,13 @@ from vip2clip.report.data import DEFAULT_MAX_ERRORS, DEFAULT_TOP
     show_default=True,
     help="error rows listed one by one",
 )
-@click.option("--endpoint-url", help="S3-compatible endpoint (default: AWS_ENDPOINT_URL)")
+@click.option(
+    "--endpoint-url",
+    help="S3-compatible endpoint of source images and --output (default: AWS_ENDPOINT_URL)",
+)
 def report(
-    results_uri: str,
+    table: str,
+    catalog: str | None,
     run_id: str | None,
     output: str,
     top: int,
@@ -35,19 +42,20 @@ def report(
     endpoint_url: str | None,
 ) -> None:
     """Write a self-contained HTML report: top anomalies with heat-map overlays, score
-    histogram, errors by reason and run metadata. Opens offline in any browser."""
+    histogram, errors by reason and the run's snapshot summary. Opens offline in any browser."""
+    from vip2clip.query import open_results
     from vip2clip.report import write_report
-    from vip2clip.results import check_run_id
+    from vip2clip.results import check_identifier, check_run_id
     from vip2clip.storage import StorageConfig
 
+    check_identifier(table)
     if run_id is not None:
         check_run_id(run_id)
     storage = StorageConfig(endpoint_url=endpoint_url)
-    data = write_report(
-        output, results_uri, run_id, top=top, max_errors=max_errors, storage=storage
-    )
-    run, counts = data.manifest, data.counts
+    results = open_results(table, catalog)
+    data = write_report(output, results, run_id, top=top, max_errors=max_errors, storage=storage)
+    run, counts = data.run, data.counts
     click.echo(
-        f"wrote {output}: run {run.run_id} ({run.run_date}), {counts.ok} ok, "
+        f"wrote {output}: run {run.run_id} ({run.run_date or 'no rows'}), {counts.ok} ok, "
         f"{counts.errors} errors, top {len(data.top)} shown"
     )

@@ -1,7 +1,8 @@
-"""SQL over committed results (DuckDB or polars), terminal tables, CSV/Parquet export.
+"""SQL over a snapshot of the results table (DuckDB or polars), terminal tables, CSV/Parquet export.
 
->>> from vip2clip.query import query_table
->>> query_table("SELECT count(*) AS n FROM results", "s3://bucket/results")  # doctest: +SKIP
+>>> from vip2clip.query import open_results, query_table
+>>> results = open_results("vision.results", catalog="production")  # doctest: +SKIP
+>>> query_table("SELECT count(*) AS n FROM results", results)  # doctest: +SKIP
 """
 
 from vip2clip.query.display import DEFAULT_MAX_ROWS, Preview, render_preview, take_preview
@@ -10,6 +11,8 @@ from vip2clip.query.engines import (
     Engine,
     duckdb_connection,
     duckdb_reader,
+    open_results,
+    opened,
     query_table,
     results_dataset,
     run_query,
@@ -25,6 +28,8 @@ __all__ = [
     "duckdb_connection",
     "duckdb_reader",
     "format_for",
+    "open_results",
+    "opened",
     "query_table",
     "render_preview",
     "results_dataset",

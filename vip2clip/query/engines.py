@@ -1,11 +1,12 @@
-"""SQL over the committed rows of a results table, through DuckDB or polars.
+"""SQL over one snapshot of the results table, through DuckDB or polars.
 
-The results store's manifests decide WHICH files are read: the table is
-exposed to SQL as a view named :data:`RESULTS_VIEW` over a pyarrow dataset of
-exactly the committed Parquet files (``_staging/`` and files of a commit in
-progress are never visible). The same code serves local folders and ``s3://``
-prefixes: pyarrow reads objects through :mod:`vip2clip.storage`, so DuckDB
-needs no extension and no network access of its own.
+The table is exposed to SQL as a view named :data:`RESULTS_VIEW` over a pyarrow
+dataset of exactly the data files of one Iceberg snapshot (main's head, or the
+one ``--as-of`` names): readers see whole snapshots only, never files a running
+job has written but not committed. ``--run`` prunes the files to the run's (by
+their column bounds) and filters the rows exactly. The engines push projections
+and filters into the dataset, which reads the files through the table's own
+pyiceberg file IO, so DuckDB needs no extension and no network access of its own.
 
 DuckDB runs sandboxed: external file access is disabled after the view is
 registered, so a query can read the results and nothing else, and cannot write
@@ -19,17 +20,16 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
+import duckdb
+import polars as pl
 import pyarrow as pa
 import pyarrow.dataset as ds
 
 from vip2clip.errors import QueryError, StorageError
-from vip2clip.results import ResultsStore
-from vip2clip.storage import StorageConfig
-
-if TYPE_CHECKING:
-    import duckdb
+from vip2clip.results import ResultsTable, TableRef, check_run_id, resolve_catalog
+from vip2clip.results.filters import ALL_ROWS, run_rows
 
 RESULTS_VIEW = "results"  # the table name queries use
 BATCH_ROWS = 8_192  # rows per Arrow batch streamed out of an engine
@@ -44,31 +44,44 @@ class Engine(enum.StrEnum):
     POLARS = "polars"
 
 
-def results_dataset(
-    results_uri: str, run_id: str | None = None, storage: StorageConfig | None = None
-) -> ds.Dataset:
-    """A pyarrow dataset of the committed rows (of one run, or of every run).
+def open_results(table: str, catalog: str | None = None) -> ResultsTable:
+    """The results table ``namespace.table`` of pyiceberg catalog ``catalog``.
+
+    ``catalog=None`` is pyiceberg's default catalog, else the embedded one.
 
     Raises:
-        StorageError: when ``run_id`` is not committed, or no run is committed at all
-            (a mistyped URI would otherwise look like an empty table).
+        ConfigError: when the identifier is invalid or the catalog is not configured.
+        StorageError: when the catalog cannot be opened or has no such table.
     """
-    store = ResultsStore(results_uri, storage)
-    if run_id is not None:
-        if store.manifest(run_id) is None:
-            raise StorageError(f"run {run_id!r} has no committed results in {results_uri}")
-    elif not store.runs():
-        raise StorageError(
-            f"no committed runs in {results_uri}; is it the --output of 'vip2clip score'?"
-        )
-    return store.dataset(run_id)
+    return ResultsTable.open(TableRef(resolve_catalog(catalog), table))
+
+
+def opened(table: ResultsTable | TableRef) -> ResultsTable:
+    """``table`` itself, or the table a :class:`TableRef` names, loaded from its catalog."""
+    return table if isinstance(table, ResultsTable) else ResultsTable.open(table)
+
+
+def results_dataset(
+    results: ResultsTable, *, snapshot_id: int | None = None, run_id: str | None = None
+) -> ds.Dataset:
+    """A pyarrow dataset of one snapshot's rows (default: main's head), of one run or all.
+
+    Raises:
+        StorageError: when ``run_id`` has neither a snapshot nor rows in the table.
+    """
+    if run_id is None:
+        return results.dataset(ALL_ROWS, snapshot_id)
+    run_filter = run_rows(check_run_id(run_id))
+    if run_id not in results.runs() and not results.data_files(run_filter, snapshot_id):
+        raise StorageError(f"run {run_id!r} has no committed rows in table {_name(results)}")
+    # Files are pruned by their run_id bounds; the dataset filter makes the rows exact.
+    dataset: ds.Dataset = results.dataset(run_filter, snapshot_id)
+    return dataset.filter(ds.field("run_id") == run_id)
 
 
 @contextmanager
 def duckdb_connection(dataset: ds.Dataset) -> Iterator[duckdb.DuckDBPyConnection]:
     """An in-memory, sandboxed DuckDB connection with ``dataset`` as view ``results``."""
-    import duckdb
-
     connection = duckdb.connect(config={"threads": str(DUCKDB_THREADS)})
     try:
         connection.register(RESULTS_VIEW, dataset)
@@ -82,22 +95,29 @@ def duckdb_connection(dataset: ds.Dataset) -> Iterator[duckdb.DuckDBPyConnection
 @contextmanager
 def run_query(
     sql: str,
-    results_uri: str,
+    table: ResultsTable | TableRef,
     *,
     engine: Engine | str = Engine.DUCKDB,
+    as_of: str | None = None,
     run_id: str | None = None,
-    storage: StorageConfig | None = None,
 ) -> Iterator[pa.RecordBatchReader]:
     """Run ``sql`` against view ``results``; yield the rows as a stream of Arrow batches.
 
-    >>> with run_query("SELECT count(*) AS n FROM results", "out/") as rows:  # doctest: +SKIP
+    ``table`` is an opened table or a reference to one; ``as_of`` is a snapshot id or
+    an ISO time (default: main's head); ``run_id`` restricts the view to one run's rows.
+
+    >>> results = open_results("vision.results")  # doctest: +SKIP
+    >>> with run_query("SELECT count(*) AS n FROM results", results) as rows:  # doctest: +SKIP
     ...     table = rows.read_all()
 
     Raises:
         QueryError: when the SQL is invalid, fails, or is not a query.
-        StorageError: when the results cannot be found or read.
+        ConfigError: when ``as_of`` names no snapshot of the table.
+        StorageError: when the run or the table's files cannot be found or read.
     """
-    dataset = results_dataset(results_uri, run_id, storage)
+    results = opened(table)
+    snapshot_id = results.resolve_as_of(as_of)
+    dataset = results_dataset(results, snapshot_id=snapshot_id, run_id=run_id)
     if Engine(engine) is Engine.POLARS:
         yield _polars_query(sql, dataset)
         return
@@ -107,14 +127,14 @@ def run_query(
 
 def query_table(
     sql: str,
-    results_uri: str,
+    table: ResultsTable | TableRef,
     *,
     engine: Engine | str = Engine.DUCKDB,
+    as_of: str | None = None,
     run_id: str | None = None,
-    storage: StorageConfig | None = None,
 ) -> pa.Table:
     """Like :func:`run_query`, collected into one table."""
-    with run_query(sql, results_uri, engine=engine, run_id=run_id, storage=storage) as rows:
+    with run_query(sql, table, engine=engine, as_of=as_of, run_id=run_id) as rows:
         return _read_all(rows)
 
 
@@ -122,8 +142,6 @@ def duckdb_reader(
     connection: duckdb.DuckDBPyConnection, sql: str, parameters: list[Any] | None = None
 ) -> pa.RecordBatchReader:
     """Execute ``sql`` (with ``?`` parameters) and stream its rows; errors become QueryError."""
-    import duckdb
-
     try:
         result = connection.sql(sql, params=parameters or None)
         if result is None:
@@ -135,8 +153,6 @@ def duckdb_reader(
 
 
 def _polars_query(sql: str, dataset: ds.Dataset) -> pa.RecordBatchReader:
-    import polars as pl
-
     try:
         frame = pl.SQLContext({RESULTS_VIEW: pl.scan_pyarrow_dataset(dataset)}).execute(sql)
         table = frame.collect(engine=POLARS_ENGINE).to_arrow()
@@ -155,7 +171,6 @@ def _streamed(table: pa.Table) -> pa.RecordBatchReader:
 
 def _checked(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
     """Wrap ``reader`` so engine errors raised while streaming also become QueryError."""
-    import duckdb
 
     def batches() -> Iterator[pa.RecordBatch]:
         try:
@@ -170,3 +185,7 @@ def _checked(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
 
 def _read_all(reader: pa.RecordBatchReader) -> pa.Table:
     return pa.Table.from_batches(list(reader), schema=reader.schema)
+
+
+def _name(results: ResultsTable) -> str:
+    return f"{results.ref.identifier} ({results.ref.catalog.describe()})"

@@ -1,5 +1,7 @@
 """What a run report shows, gathered with a few SQL queries over the run's committed rows.
 
+The rows are those of the run in the table's current snapshot; the run's metadata is
+the summary of its latest snapshot on main (run id, model, counts, source), redacted.
 Memory follows the report, not the run: scores are histogrammed and errors counted by
 the engine (reading light columns only); only the top-N rows, their masks
 (:mod:`vip2clip.report.top`) and a bounded error list are fetched.
@@ -13,12 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+from pyiceberg.table.snapshots import ancestors_of
 
 from vip2clip.errors import StorageError
-from vip2clip.query import duckdb_connection, duckdb_reader
+from vip2clip.query import duckdb_connection, duckdb_reader, opened, results_dataset
 from vip2clip.report.top import top_rows
-from vip2clip.results import Manifest, ResultsStore
-from vip2clip.storage import StorageConfig, redact_userinfo
+from vip2clip.results import ResultsTable, RunState, SnapshotInfo, TableRef
+from vip2clip.storage import redact_userinfo
 
 DEFAULT_TOP = 24
 DEFAULT_MAX_ERRORS = 200
@@ -41,7 +44,8 @@ SELECT count(*) AS total,
            FILTER (WHERE image_threshold IS NOT NULL) AS image_thresholds,
        list(DISTINCT pixel_threshold ORDER BY pixel_threshold)
            FILTER (WHERE pixel_threshold IS NOT NULL) AS pixel_thresholds,
-       min(scored_at) AS first_scored_at, max(scored_at) AS last_scored_at
+       min(scored_at) AS first_scored_at, max(scored_at) AS last_scored_at,
+       min(run_date) AS run_date
 FROM results
 """
 _ERROR_COUNTS_SQL = """
@@ -95,17 +99,29 @@ class RunCounts:
 
 
 @dataclass(frozen=True)
+class RunInfo:
+    """Which run the report shows, and the snapshot it was read from."""
+
+    run_id: str
+    run_date: dt.date | None  # None for a run that committed no rows
+    model_id: str | None  # from the run's snapshot summary
+    snapshot_id: int | None  # the table snapshot the rows were read from
+    committed_at: dt.datetime | None  # of the run's latest snapshot (None once expired)
+    state: RunState  # complete, in progress (resumable) or being replaced
+
+
+@dataclass(frozen=True)
 class ReportData:
     """Everything the HTML report renders (before any image is loaded)."""
 
-    results_uri: str
-    manifest: Manifest
+    table: str  # namespace.table (catalog)
+    run: RunInfo
     counts: RunCounts
     histogram: tuple[int, ...]  # image-score counts over HISTOGRAM_BINS equal bins of [0, 1]
     top: tuple[Anomaly, ...]
     error_counts: tuple[tuple[str, int], ...]
     errors: tuple[ErrorRow, ...]
-    summary: dict[str, Any] = field(default_factory=dict)  # redacted manifest summary
+    summary: dict[str, Any] = field(default_factory=dict)  # redacted snapshot summary
 
     @property
     def errors_not_listed(self) -> int:
@@ -114,41 +130,44 @@ class ReportData:
 
 
 def gather(
-    results_uri: str,
+    table: ResultsTable | TableRef,
     run_id: str | None = None,
     *,
     top: int = DEFAULT_TOP,
     max_errors: int = DEFAULT_MAX_ERRORS,
-    storage: StorageConfig | None = None,
 ) -> ReportData:
-    """Query what the report of ``run_id`` (default: the latest committed run) shows.
+    """Query what the report of ``run_id`` (default: the latest run on main) shows.
 
     Raises:
-        StorageError: when the run (or any run) is not committed in ``results_uri``.
+        StorageError: when the run (or any run) is not in the table.
     """
-    store = ResultsStore(results_uri, storage)
-    manifest = _manifest(store, run_id)
-    with duckdb_connection(store.dataset(manifest.run_id)) as connection:
+    results = opened(table)
+    run_id = run_id if run_id is not None else _latest_run(results)
+    snapshot_id = results.snapshot_id()
+    dataset = results_dataset(results, snapshot_id=snapshot_id, run_id=run_id)
+    with duckdb_connection(dataset) as connection:
 
         def rows(sql: str, *parameters: Any) -> list[dict[str, Any]]:
-            table: pa.Table = duckdb_reader(connection, sql, list(parameters)).read_all()
-            return table.to_pylist()
+            got: pa.Table = duckdb_reader(connection, sql, list(parameters)).read_all()
+            return got.to_pylist()
 
-        counts = _counts(rows(_COUNTS_SQL)[0])
-        best = top_rows(store, manifest.run_id, top)
+        totals = rows(_COUNTS_SQL)[0]
         histogram = [0] * HISTOGRAM_BINS
         for row in rows(_HISTOGRAM_SQL, HISTOGRAM_BINS, HISTOGRAM_BINS):
             histogram[row["bin"]] = row["n"]
-        return ReportData(
-            results_uri=redact_userinfo(results_uri),
-            manifest=manifest,
-            counts=counts,
-            histogram=tuple(histogram),
-            top=tuple(_anomaly(i + 1, r) for i, r in enumerate(best)),
-            error_counts=tuple((r["reason"], r["n"]) for r in rows(_ERROR_COUNTS_SQL)),
-            errors=tuple(_error(r) for r in rows(_ERRORS_SQL, max_errors)),
-            summary=redact(manifest.summary),
-        )
+        error_counts = tuple((r["reason"], r["n"]) for r in rows(_ERROR_COUNTS_SQL))
+        errors = tuple(_error(r) for r in rows(_ERRORS_SQL, max_errors))
+    best = top_rows(results, run_id, top, snapshot_id)
+    return ReportData(
+        table=f"{results.ref.identifier} ({results.ref.catalog.describe()})",
+        run=_run_info(results, run_id, totals["run_date"], snapshot_id),
+        counts=_counts(totals),
+        histogram=tuple(histogram),
+        top=tuple(_anomaly(i + 1, r) for i, r in enumerate(best)),
+        error_counts=error_counts,
+        errors=errors,
+        summary=redact(results.run_summary(run_id)),
+    )
 
 
 def redact(value: Any) -> Any:
@@ -164,16 +183,31 @@ def redact(value: Any) -> Any:
     return value
 
 
-def _manifest(store: ResultsStore, run_id: str | None) -> Manifest:
-    if run_id is not None:
-        manifest = store.manifest(run_id)
-        if manifest is None:
-            raise StorageError(f"run {run_id!r} has no committed results in {store.uri}")
-        return manifest
-    runs = store.runs()
+def _latest_run(results: ResultsTable) -> str:
+    runs = results.runs()
     if not runs:
-        raise StorageError(f"no committed runs in {store.uri}; nothing to report")
+        raise StorageError(
+            f"table {results.ref.identifier} has no run in its snapshot history; nothing to "
+            "report (name an older run with --run)"
+        )
     return runs[-1]
+
+
+def _run_info(
+    results: ResultsTable, run_id: str, run_date: dt.date | None, snapshot_id: int | None
+) -> RunInfo:
+    table = results.table
+    main = {s.snapshot_id for s in ancestors_of(table.current_snapshot(), table.metadata)}
+    ours = [s for s in results.snapshots() if s.run_id == run_id and s.snapshot_id in main]
+    latest: SnapshotInfo | None = ours[-1] if ours else None
+    return RunInfo(
+        run_id=run_id,
+        run_date=run_date,
+        model_id=latest.model_id if latest else None,
+        snapshot_id=snapshot_id,
+        committed_at=latest.committed_at if latest else None,
+        state=results.run_state(run_id),
+    )
 
 
 def _counts(row: dict[str, Any]) -> RunCounts:

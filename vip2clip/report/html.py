@@ -64,14 +64,14 @@ def render(
 ) -> str:
     """The whole report page; ``pictures[i]`` belongs to ``data.top[i]``."""
     generated = generated_at or dt.datetime.now(dt.UTC)
-    run = data.manifest
+    run = data.run
     sections = [
         f"<h1>vip2clip run report: {text(run.run_id)}</h1>",
         _section("Run", _metadata(data, generated)),
         _section("Image scores", _histogram(data)),
         _section(f"Top {len(data.top)} anomalies", _gallery(data.top, pictures)),
         _section(f"Errors ({data.counts.errors})", _errors(data)),
-        _section("Run summary (from the commit manifest)", _key_values(data.summary.items())),
+        _section("Run summary (from its latest snapshot)", _key_values(data.summary.items())),
     ]
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -87,13 +87,15 @@ def _section(title: str, body: str) -> str:
 
 
 def _metadata(data: ReportData, generated: dt.datetime) -> str:
-    run, counts = data.manifest, data.counts
+    run, counts = data.run, data.counts
     rows: list[tuple[str, Any]] = [
-        ("results", data.results_uri),
+        ("table", data.table),
         ("run id", run.run_id),
         ("run date", run.run_date),
-        ("commit", run.commit_id),
-        ("committed at", run.committed_at),
+        ("run state", run.state.value),
+        ("model id", run.model_id),
+        ("read from snapshot", run.snapshot_id),
+        ("last committed at", run.committed_at),
         ("rows", counts.total),
         ("ok", counts.ok),
         ("errors", counts.errors),

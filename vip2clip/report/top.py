@@ -2,8 +2,10 @@
 
 Masks are the bulk of a results table (an 8-bit PNG per image). A plain
 ``ORDER BY image_score DESC LIMIT n`` that also selects ``mask_png`` would read every
-mask of the run; instead the ranking pass reads the light columns row group by row
-group, and the masks of the winners are then read from their row groups alone.
+mask of the run; instead the ranking pass reads the light columns of the run's data
+files (those of one snapshot, pruned by their ``run_id`` bounds) row group by row
+group, and the masks of the winners are then read from their row groups alone. Files
+are opened through the table's own pyiceberg file IO (local, S3, any configured store).
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from vip2clip.results import STATUS_OK, ResultsStore
-from vip2clip.storage import filesystem
+from vip2clip.results import STATUS_OK, ResultsTable
+from vip2clip.results.filters import run_rows
 
 RANKING_COLUMNS = (
     "source_uri",
@@ -36,6 +38,7 @@ RANKING_COLUMNS = (
     "model_id",
 )
 MASK_COLUMN = "mask_png"
+_FILTERS = ("status", "run_id")  # read with the ranking columns, to pick the run's ok rows
 _ROW = "__row"
 
 
@@ -52,41 +55,44 @@ class _Ranked:
         return (-self.values["image_score"], self.values["source_uri"])
 
 
-def top_rows(store: ResultsStore, run_id: str, n: int) -> list[dict[str, Any]]:
-    """The ``n`` best-scored ``ok`` rows of a committed run, with their ``mask_png``."""
+def top_rows(
+    results: ResultsTable, run_id: str, n: int, snapshot_id: int | None = None
+) -> list[dict[str, Any]]:
+    """The ``n`` best-scored ``ok`` rows of a run (in a snapshot, default main's head),
+    with their ``mask_png``."""
     if n <= 0:
         return []
     best: list[_Ranked] = []
-    for uri in store.committed_files(run_id):
-        fs, path = filesystem(uri, store.storage)
-        with fs.open(path, "rb") as handle:
+    for data_file in results.data_files(run_rows(run_id), snapshot_id):
+        uri = data_file.file_path
+        with results.table.io.new_input(uri).open() as handle:
             parquet = pq.ParquetFile(handle)
             for group in range(parquet.num_row_groups):
-                table = parquet.read_row_group(group, columns=[*RANKING_COLUMNS, "status"])
-                best = heapq.nsmallest(n, best + _ranked(table, uri, group, n), lambda r: r.order)
-    masks = _masks(store, best)
+                table = parquet.read_row_group(group, columns=[*RANKING_COLUMNS, *_FILTERS])
+                ranked = _ranked(table, run_id, uri, group, n)
+                best = heapq.nsmallest(n, best + ranked, lambda r: r.order)
+    masks = _masks(results, best)
     return [{**r.values, MASK_COLUMN: masks[(r.file, r.row_group, r.row)]} for r in best]
 
 
-def _ranked(table: pa.Table, uri: str, group: int, n: int) -> list[_Ranked]:
-    """The ``n`` best ``ok`` rows of one row group."""
+def _ranked(table: pa.Table, run_id: str, uri: str, group: int, n: int) -> list[_Ranked]:
+    """The ``n`` best ``ok`` rows of ``run_id`` in one row group."""
     table = table.append_column(_ROW, pa.array(np.arange(table.num_rows)))
     scored = pc.and_(pc.equal(table["status"], STATUS_OK), pc.is_valid(table["image_score"]))
-    table = table.filter(scored)
+    table = table.filter(pc.and_(scored, pc.equal(table["run_id"], run_id)))
     table = table.sort_by([("image_score", "descending"), ("source_uri", "ascending")]).slice(0, n)
     rows = table.select([*RANKING_COLUMNS, _ROW]).to_pylist()
     return [_Ranked(uri, group, row.pop(_ROW), row) for row in rows]
 
 
-def _masks(store: ResultsStore, rows: list[_Ranked]) -> dict[tuple[str, int, int], bytes | None]:
+def _masks(results: ResultsTable, rows: list[_Ranked]) -> dict[tuple[str, int, int], bytes | None]:
     """``mask_png`` of ``rows``, reading only the row groups that hold them."""
     wanted: dict[tuple[str, int], list[int]] = defaultdict(list)
     for r in rows:
         wanted[(r.file, r.row_group)].append(r.row)
     masks: dict[tuple[str, int, int], bytes | None] = {}
     for (uri, group), indices in wanted.items():
-        fs, path = filesystem(uri, store.storage)
-        with fs.open(path, "rb") as handle:
+        with results.table.io.new_input(uri).open() as handle:
             column = pq.ParquetFile(handle).read_row_group(group, columns=[MASK_COLUMN])[0]
         for index in indices:
             masks[(uri, group, index)] = column[index].as_py()

@@ -1,17 +1,36 @@
-"""Committed results tables for query and report tests, written through ResultsStore."""
+"""Results tables for query and report tests: a pyiceberg SQLite catalog in a tmp folder,
+configured the pyiceberg way (``PYICEBERG_CATALOG__QTEST__*``), filled as scoring does it
+(``write_data_files`` in the writers, ``ResultsTable.commit`` on the driver)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
+import pyarrow as pa
+import pytest
 
-from vip2clip.results import CommitInfo, ResultsStore, conform, encode_mask, region_stats
-from vip2clip.storage import StorageConfig, filesystem, join
+from tests.fixtures.iceberg import catalog_env
+from vip2clip.results import (
+    ResultsTable,
+    TableRef,
+    conform,
+    encode_mask,
+    region_stats,
+    resolve_catalog,
+    write_data_files,
+)
+from vip2clip.results import table as results_table
+from vip2clip.results.catalog import HOME_ENV
 
+CATALOG = "qtest"
+TABLE = "vision.results"
 MAP_SIDE = 32
 SCORED_AT = dt.time(2, 0, tzinfo=dt.UTC)  # on the run date
 IMAGE_THRESHOLD = 0.5
@@ -62,22 +81,79 @@ def _blob_map(peak: float, seed: int) -> np.ndarray:
     return np.asarray(peak * bump, dtype=np.float64)
 
 
+@contextmanager
+def results_catalog(root: Path) -> Iterator[ResultsTable]:
+    """Configure catalog :data:`CATALOG` under ``root`` (and nothing else) and yield the
+    empty table :data:`TABLE` in it; the configuration lasts until the block ends."""
+    warehouse = root / "warehouse"
+    warehouse.mkdir(parents=True, exist_ok=True)
+    with pytest.MonkeyPatch.context() as patch:
+        for key in [k for k in os.environ if k.startswith("PYICEBERG_")]:
+            patch.delenv(key)
+        patch.setenv("PYICEBERG_HOME", str(root))  # no user .pyiceberg.yaml
+        patch.setenv("HOME", str(root))
+        patch.setenv(HOME_ENV, str(root / "embedded"))
+        for key, value in catalog_env(
+            CATALOG, root / "catalog.db", warehouse.as_uri(), None
+        ).items():
+            patch.setenv(key, value)
+        yield ResultsTable.open(TableRef(resolve_catalog(CATALOG), TABLE), create=True)
+
+
+def result_table(run_id: str, run_date: str, rows: list[Row]) -> pa.Table:
+    """``rows`` of run ``run_id`` as a RESULTS_SCHEMA table."""
+    records = []
+    for i, row in enumerate(rows):
+        records.append(
+            {
+                "run_id": run_id,
+                "run_date": dt.date.fromisoformat(run_date),
+                "source_uri": row.source_uri,
+                "object_size": 1000 + i,
+                "object_etag": f"etag-{i}",
+                "model_id": row.model_id,
+                "scored_at": dt.datetime.combine(dt.date.fromisoformat(run_date), SCORED_AT),
+                **row.columns(seed=i),
+            }
+        )
+    names = sorted({k for r in records for k in r})
+    return conform({k: [r.get(k) for r in records] for k in names})
+
+
+def run_properties(
+    run_id: str, run_date: str, model_id: str = "model-a", *, final: bool = True, seq: int = 0
+) -> dict[str, str]:
+    """Snapshot summary properties as the scoring driver writes them."""
+    return {
+        results_table.RUN_ID: run_id,
+        results_table.RUN_DATE: run_date,
+        results_table.MODEL_ID: model_id,
+        results_table.COMMIT_SEQ: str(seq),
+        results_table.RUN_COMPLETE: "true" if final else "false",
+    }
+
+
 def commit_run(
-    uri: str,
+    results: ResultsTable,
     run_id: str,
     run_date: str,
     rows: list[Row],
-    storage: StorageConfig | None = None,
-    summary: dict[str, Any] | None = None,
+    *,
     files: int = 1,
-    row_group_size: int | None = None,
-) -> CommitInfo:
-    """Stage ``rows`` as ``files`` Parquet files and commit them as run ``run_id``."""
-    store = ResultsStore(uri, storage)
-    staging = store.prepare(run_id)
-    for i in range(files):
-        _write(staging, rows[i::files], storage, run_date, f"part-{i}.parquet", row_group_size)
-    return store.commit(run_id, run_date, summary or {"run_id": run_id})
+    summary: dict[str, str] | None = None,
+    final: bool = True,
+) -> int:
+    """Write ``rows`` as ``files`` data files and commit them as one snapshot of ``run_id``."""
+    table = result_table(run_id, run_date, rows)
+    data_files = [
+        f for i in range(files) for f in write_data_files(_every(table, i, files), results.ref)
+    ]
+    properties = {**run_properties(run_id, run_date, final=final), **(summary or {})}
+    return results.commit(data_files, properties)
+
+
+def _every(table: pa.Table, start: int, step: int) -> pa.Table:
+    return table.take(list(range(start, table.num_rows, step)))
 
 
 CRAFTED_KEY = "<script>alert(1)</script>.png"
@@ -93,12 +169,21 @@ def image_uri(prefix: str, i: int) -> str:
     return f"{prefix}/img-{i}.png"
 
 
-def two_nights(uri: str, image_prefix: str, storage: StorageConfig | None = None) -> None:
-    """Two committed nights over the same five images, plus errors and an uncommitted run.
+@dataclass(frozen=True)
+class TwoNights:
+    """Snapshot ids of :func:`two_nights`."""
+
+    night_1: int
+    night_2: int
+
+
+def two_nights(results: ResultsTable, image_prefix: str) -> TwoNights:
+    """Two committed nights over the same five images, plus errors and uncommitted files.
 
     Night 1: scores :data:`SCORES_1`, one ``not_an_image`` error. Night 2: scores
-    :data:`SCORES_2`, one ``object_missing`` error and the crafted key (``not_an_image``).
-    A third run is staged but never committed: no reader may see it.
+    :data:`SCORES_2`, one ``object_missing`` error and the crafted key (``not_an_image``),
+    in two data files. A third run's data files are written but never committed: no
+    reader may see them.
     """
     night_1 = [Row(image_uri(image_prefix, i), s) for i, s in enumerate(SCORES_1)]
     night_1.append(Row(f"{image_prefix}/broken.png", error_reason="not_an_image"))
@@ -107,41 +192,10 @@ def two_nights(uri: str, image_prefix: str, storage: StorageConfig | None = None
     night_2.append(
         Row(f"{image_prefix}/{CRAFTED_KEY}", error_reason="not_an_image", error_detail="<b>x</b>")
     )
-    commit_run(uri, *NIGHT_1, night_1, storage)
-    commit_run(uri, *NIGHT_2, night_2, storage)
-    stage_only(uri, UNCOMMITTED_RUN, [Row(image_uri(image_prefix, 9), 0.99)], storage)
-
-
-def stage_only(
-    uri: str, run_id: str, rows: list[Row], storage: StorageConfig | None = None
-) -> None:
-    """Write rows into a run's staging folder without committing them."""
-    store = ResultsStore(uri, storage)
-    _write(store.prepare(run_id), rows, storage, "2026-11-26")
-
-
-def _write(
-    staging: str,
-    rows: list[Row],
-    storage: StorageConfig | None,
-    run_date: str,
-    name: str = "part-0.parquet",
-    row_group_size: int | None = None,
-) -> None:
-    records = []
-    for i, row in enumerate(rows):
-        record: dict[str, Any] = {
-            "source_uri": row.source_uri,
-            "object_size": 1000 + i,
-            "object_etag": f"etag-{i}",
-            "model_id": row.model_id,
-            "scored_at": dt.datetime.combine(dt.date.fromisoformat(run_date), SCORED_AT),
-            **row.columns(seed=i),
-        }
-        records.append(record)
-    names = sorted({k for r in records for k in r})
-    table = conform({k: [r.get(k) for r in records] for k in names})
-    fs, path = filesystem(join(staging, name), storage)
-    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-    with fs.open(path, "wb") as handle:
-        pq.write_table(table, handle, row_group_size=row_group_size)
+    first = commit_run(results, *NIGHT_1, night_1)
+    second = commit_run(results, *NIGHT_2, night_2, files=2)
+    uncommitted = result_table(
+        UNCOMMITTED_RUN, "2026-11-26", [Row(image_uri(image_prefix, 9), 0.99)]
+    )
+    write_data_files(uncommitted, results.ref)
+    return TwoNights(first, second)

@@ -8,7 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.query.builders import CRAFTED_KEY, NIGHT_2, SCORES_2, Row, commit_run
+from tests.unit.query.builders import (
+    CATALOG,
+    CRAFTED_KEY,
+    NIGHT_2,
+    SCORES_2,
+    TABLE,
+    Row,
+    commit_run,
+    results_catalog,
+)
 from tests.unit.report.helpers import DELETED_IMAGE, report_table
 from vip2clip.cli.main import main
 from vip2clip.report import build_report
@@ -38,8 +47,10 @@ class _Page(HTMLParser):
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory: pytest.TempPathFactory) -> _Page:
-    results, _ = report_table(tmp_path_factory.mktemp("report-html"))
-    _, html = build_report(results, NIGHT_2[0], top=5)
+    root = tmp_path_factory.mktemp("report-html")
+    with results_catalog(root) as results:
+        report_table(results, root)
+        _, html = build_report(results, NIGHT_2[0], top=5)
     return _Page(html)
 
 
@@ -74,30 +85,40 @@ def test_histogram_and_metadata(page: _Page) -> None:
     text = "".join(page.text)
     for fragment in (NIGHT_2[0], NIGHT_2[1], "object_missing", "not_an_image", "Errors (2)"):
         assert fragment in text
+    for fragment in (TABLE, "model-a", "complete", "vip2clip.run-complete", "added-records"):
+        assert fragment in text  # the run's state and its snapshot summary
     assert page.all("svg") and len(page.all("rect")) == 20
 
 
 def test_no_credentials_in_the_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
-    summary = {"token": SECRET, "output": f"s3://user:{SECRET}@bucket/results"}
-    commit_run(str(tmp_path), "r1", "2026-11-25", [Row("a.png", 0.7)], summary=summary)
-    _, html = build_report(str(tmp_path), generated_at=dt.datetime(2026, 11, 25, tzinfo=dt.UTC))
+    summary = {"vip2clip.token": SECRET, "vip2clip.source": f"s3://user:{SECRET}@bucket/a"}
+    with results_catalog(tmp_path) as results:
+        commit_run(results, "r1", "2026-11-25", [Row("a.png", 0.7)], summary=summary)
+        moment = dt.datetime(2026, 11, 25, tzinfo=dt.UTC)
+        _, html = build_report(results, generated_at=moment)
     assert SECRET not in html
 
 
 def test_cli_writes_the_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    results, _ = report_table(tmp_path)
     target = tmp_path / "out" / "report.html"
-    argv = ["report", "--results", results, "--run", NIGHT_2[0], "-o", str(target), "--top", "2"]
-    assert main(argv) == 0
-    assert capsys.readouterr().out.startswith(f"wrote {target}: run {NIGHT_2[0]}")
+    with results_catalog(tmp_path) as results:
+        report_table(results, tmp_path)
+        argv = ["report", "--table", TABLE, "--catalog", CATALOG, "-o", str(target), "--top", "2"]
+        assert main(argv) == 0  # the latest run: night 2
+    out = capsys.readouterr().out
+    assert out == f"wrote {target}: run {NIGHT_2[0]} ({NIGHT_2[1]}), 5 ok, 2 errors, top 2 shown\n"
     assert _Page(target.read_text()).all("img")
 
 
 def test_cli_unknown_run_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    commit_run(str(tmp_path), "r1", "2026-11-25", [Row("a.png", 0.7)])
-    argv = ["report", "--results", str(tmp_path), "--run", "r2", "-o", str(tmp_path / "x.html")]
-    assert main(argv) == 1
-    err = capsys.readouterr().err
-    assert err == f"vip2clip: error: run 'r2' has no committed results in {tmp_path}\n"
-    assert not (tmp_path / "x.html").exists()
+    target = str(tmp_path / "x.html")
+    with results_catalog(tmp_path) as results:
+        commit_run(results, "r1", "2026-11-25", [Row("a.png", 0.7)])
+        argv = ["report", "--table", TABLE, "--catalog", CATALOG, "--run", "r2", "-o", target]
+        assert main(argv) == 1
+        assert main(["report", "--table", "vision.other", "--catalog", CATALOG, "-o", target]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("vip2clip: error: run 'r2' has no committed rows in table ")
+    assert err[1].startswith("vip2clip: error: table vision.other does not exist in catalog")
+    assert len(err) == 2 and not (tmp_path / "x.html").exists()
