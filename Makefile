@@ -17,13 +17,15 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Real Prometheus and Pushgateway for the metrics tests, headless Chromium for the report
-# check, and g++ for torch.compile on CPU (Debian packages).
+# check, g++ for torch.compile on CPU, and the PostgreSQL server the Iceberg catalog tests
+# start themselves (Debian packages; the tests run initdb/pg_ctl, no system service).
 system-deps:
 	@if ! command -v prometheus >/dev/null || ! command -v prometheus-pushgateway >/dev/null \
 	   || ! command -v promtool >/dev/null || ! command -v chromium >/dev/null \
-	   || ! command -v g++ >/dev/null; then \
+	   || ! command -v g++ >/dev/null || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    --no-install-recommends prometheus prometheus-pushgateway chromium g++ >/dev/null; \
+	    --no-install-recommends prometheus prometheus-pushgateway chromium g++ postgresql \
+	    >/dev/null; \
 	fi
 
 demo: $(STAMP)

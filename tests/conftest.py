@@ -22,4 +22,5 @@ pytest_plugins = [
     "tests.fixtures.datasets",
     "tests.fixtures.flaky_proxy",
     "tests.fixtures.iceberg",
+    "tests.fixtures.postgres",
 ]

@@ -58,8 +58,6 @@ def demo(
     result = run_demo(DemoConfig.model_validate(settings), echo=click.echo)
     click.echo(
         f"\nDone. learner: {result.learner_uri}\n      report:  {result.report_path}\n"
-        f"      results: table {result.table} (run {result.run_id}: "
-        f"{result.rows_ok} ok, {result.rows_error} errors)\n"
-        f"      (the catalog lives in the demo's work folder; its warehouse on the embedded S3 "
-        f"endpoint is gone once the demo stops — run with --storage local to keep it)"
+        f"      results: table {result.table} in {result.pyiceberg_home} (run {result.run_id}: "
+        f"{result.rows_ok} ok, {result.rows_error} errors)"
     )

@@ -4,8 +4,8 @@
 2. generate a labelled auxiliary dataset and a "night archive" (with a few broken files);
 3. train the learner with Ray Train (checkpoints on S3);
 4. evaluate on a held-out domain (zero-shot) and store the F1-max thresholds;
-5. score the archive with Ray Data into an Apache Iceberg table (SQLite catalog in the
-   work folder, warehouse on the embedded S3), committing snapshots as rows arrive;
+5. score the archive with Ray Data into an Apache Iceberg table (SQLite catalog and
+   warehouse in the work folder), committing snapshots as rows arrive;
 6. run example SQL queries and write the HTML report; stop what was started.
 
 With a real backbone/learner/source given, the same command scores real images.
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypeVar
 
+import yaml
 from pydantic import Field
 
 from vip2clip.config import FrozenConfig
@@ -36,6 +37,8 @@ DEMO_TAPS = (1, 2, 3, 4)
 DEMO_CATALOG = "demo"
 DEMO_TABLE = "demo.results"
 CATALOG_DB = "catalog.db"
+WAREHOUSE = "warehouse"
+PYICEBERG_FILE = ".pyiceberg.yaml"
 # Broken objects mixed into the archive: each must come out as an error row.
 BROKEN_OBJECTS = {
     "broken/empty.png": b"",
@@ -74,7 +77,7 @@ class DemoResult:
 
     learner_uri: str
     table: str
-    catalog_env: dict[str, str]  # the pyiceberg settings that reach the demo's table
+    pyiceberg_home: Path  # holds the .pyiceberg.yaml naming the demo's catalog
     run_id: str
     report_path: Path
     rows_ok: int
@@ -111,8 +114,8 @@ def _services(config: DemoConfig, workdir: Path, echo: Echo) -> Iterator[str]:
             echo(f"embedded S3 endpoint at {s3.endpoint} (bucket {BUCKET})")
         else:
             root = str(workdir / "data")
-        env = {**env, **demo_catalog_env(workdir, root, env.get("AWS_ENDPOINT_URL"))}
-        _reset_table(workdir, root)
+        env = {**env, **demo_catalog_env(workdir)}
+        _reset_table(workdir)
         stack.enter_context(_environment(env))
         cluster = LocalCluster(extra_env=env)
         stack.enter_context(_environment(cluster.env))
@@ -150,33 +153,40 @@ def _stages(config: DemoConfig, root: str, workdir: Path, echo: Echo) -> DemoRes
 
     write_report(str(report), _table_ref(), summary.run_id)
     echo(f"report: {report}")
-    catalog_env = demo_catalog_env(workdir, root, os.environ.get("AWS_ENDPOINT_URL"))
+    echo(
+        f"results: Iceberg table {DEMO_TABLE} in {workdir}; query it with "
+        f'`PYICEBERG_HOME={workdir} vip2clip query "SELECT ..." --catalog {DEMO_CATALOG} '
+        f"--table {DEMO_TABLE}`"
+    )
     return DemoResult(
-        learner, DEMO_TABLE, catalog_env, summary.run_id, report, summary.ok, summary.errors, 0.0
+        learner, DEMO_TABLE, workdir, summary.run_id, report, summary.ok, summary.errors, 0.0
     )
 
 
-def demo_catalog_env(workdir: Path, root: str, endpoint: str | None) -> dict[str, str]:
-    """pyiceberg settings of the demo's catalog: SQLite in ``workdir``, warehouse in ``root``."""
+def demo_catalog_env(workdir: Path) -> dict[str, str]:
+    """pyiceberg settings of the demo's catalog: SQLite and warehouse in ``workdir``.
+
+    The table outlives the demo (its sources on the embedded S3 do not); the same
+    settings are written to ``workdir/.pyiceberg.yaml`` for querying it afterwards.
+    """
     prefix = f"PYICEBERG_CATALOG__{DEMO_CATALOG.upper()}__"
-    warehouse = join(root, "warehouse") if "://" in root else Path(root, "warehouse").as_uri()
-    env = {
+    return {
         f"{prefix}TYPE": "sql",
         f"{prefix}URI": f"sqlite:///{workdir / CATALOG_DB}",
-        f"{prefix}WAREHOUSE": warehouse,
+        f"{prefix}WAREHOUSE": (workdir / WAREHOUSE).as_uri(),
     }
-    if endpoint:
-        env[f"{prefix}S3__ENDPOINT"] = endpoint
-        # The embedded endpoint (moto) rejects pyarrow's multipart uploads; s3fs works.
-        env[f"{prefix}PY_IO_IMPL"] = "pyiceberg.io.fsspec.FsspecFileIO"
-    return env
 
 
-def _reset_table(workdir: Path, root: str) -> None:
-    """A demo starts from an empty catalog (its embedded S3 starts empty too)."""
+def _reset_table(workdir: Path) -> None:
+    """A demo starts from an empty catalog and writes where to find it afterwards."""
     (workdir / CATALOG_DB).unlink(missing_ok=True)
-    if "://" not in root:
-        shutil.rmtree(Path(root, "warehouse"), ignore_errors=True)
+    shutil.rmtree(workdir / WAREHOUSE, ignore_errors=True)
+    settings = {
+        key.removeprefix(f"PYICEBERG_CATALOG__{DEMO_CATALOG.upper()}__").lower(): value
+        for key, value in demo_catalog_env(workdir).items()
+    }
+    config = {"catalog": {DEMO_CATALOG: settings}}
+    (workdir / PYICEBERG_FILE).write_text(yaml.safe_dump(config), encoding="utf-8")
 
 
 def _table_ref() -> TableRef:

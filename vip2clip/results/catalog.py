@@ -21,20 +21,37 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pyarrow.fs import AwsStandardS3RetryStrategy
 from pyiceberg.catalog import Catalog, load_catalog
+from pyiceberg.io import S3_RETRY_STRATEGY_IMPL
 from pyiceberg.utils.config import Config
 
 from vip2clip.errors import ConfigError, StorageError
-from vip2clip.storage import redact_userinfo
+from vip2clip.storage import StorageConfig, redact_userinfo
 
 HOME_ENV = "VIP2CLIP_HOME"
 DEFAULT_HOME = Path.home() / ".local" / "share" / "vip2clip"
 EMBEDDED_CATALOG = "vip2clip"
+DEFAULT_CATALOG_KEY = "default-catalog"  # pyiceberg's key naming the default catalog
 EMBEDDED_DB = "catalog.db"
 EMBEDDED_WAREHOUSE = "warehouse"
 # Property keys whose values must never leave the driver (or reach a log).
 _SECRET_KEY = re.compile(r"secret|password|passwd|token|credential|key-id|session|auth", re.I)
 _USERINFO = re.compile(r"://[^/@\s]+@")
+
+
+class TableStorageRetry(AwsStandardS3RetryStrategy):
+    """pyarrow's standard S3 retries with vip2clip's attempt count (pyiceberg's default is
+    pyarrow's 3 attempts; pyiceberg builds the strategy by class name, without arguments)."""
+
+    def __init__(self) -> None:
+        super().__init__(max_attempts=StorageConfig().max_attempts)
+
+
+# What a catalog gets unless its configuration says otherwise (on the driver and workers).
+DEFAULT_PROPERTIES = {
+    S3_RETRY_STRATEGY_IMPL: f"{TableStorageRetry.__module__}.{TableStorageRetry.__qualname__}"
+}
 
 
 def embedded_home() -> Path:
@@ -53,7 +70,7 @@ class CatalogSpec:
     def load(self) -> Catalog:
         """Open the catalog here, merging this node's pyiceberg configuration."""
         local = {} if self.embedded else _configured(self.name) or {}
-        properties = {**local, **self.properties}
+        properties = {**DEFAULT_PROPERTIES, **local, **self.properties}
         if self.embedded:
             _prepare_embedded(properties)
         try:
@@ -77,10 +94,11 @@ def resolve_catalog(name: str | None = None) -> CatalogSpec:
         ConfigError: when ``name`` is given but pyiceberg has no configuration for it.
     """
     if name is None:
-        default = Config().get_default_catalog_name()
-        if _configured(default) is None:
+        config = Config()
+        default = config.get_default_catalog_name()
+        if _configured(default) is None and not config.config.get(DEFAULT_CATALOG_KEY):
             return _embedded_spec()
-        name = default
+        name = default  # configured, or named as the default: then it must be configured
     configured = _configured(name)
     if configured is None:
         raise ConfigError(

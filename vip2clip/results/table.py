@@ -39,6 +39,7 @@ from pyiceberg.exceptions import (
     NoSuchNamespaceError,
     NoSuchTableError,
     TableAlreadyExistsError,
+    ValidationException,
 )
 from pyiceberg.expressions import BooleanExpression
 from pyiceberg.io import FileIO
@@ -292,7 +293,7 @@ class ResultsTable:
                 seen.setdefault(info.run_id, None)
         return list(seen)
 
-    def run_state(self, run_id: str) -> RunState:
+    def run_state(self, run_id: str, run_date: str | None = None) -> RunState:
         """Whether ``run_id`` is new, in progress, complete, or being replaced."""
         if replace_branch(run_id) in self.table.metadata.refs:
             return RunState.REPLACING
@@ -307,7 +308,10 @@ class ResultsTable:
         if ours:
             return RunState.IN_PROGRESS
         # Rows whose snapshots were expired by maintenance: an old, finished run.
-        if self.data_files(run_rows(run_id)):
+        rows = run_rows(run_id)
+        if run_date is not None:  # partition pruning: one night's manifests, not the history
+            rows = all_of(rows, equal("run_date", run_date))
+        if self.data_files(rows):
             return RunState.COMPLETE
         return RunState.NEW
 
@@ -349,7 +353,7 @@ class ResultsTable:
                     for data_file in files:
                         producer.append_data_file(data_file)
 
-        self._with_retry(append, f"append {len(files)} files")
+        self.with_retry(append, f"append {len(files)} files")
         snapshot_id = self.snapshot_id(branch)
         assert snapshot_id is not None
         return snapshot_id
@@ -367,7 +371,7 @@ class ResultsTable:
                 ManageSnapshots(transaction=txn).create_branch(head, branch).commit()
                 self._swap_in(txn, run_id, [], properties, branch, head)
 
-        self._with_retry(fork, f"fork {branch}")
+        self.with_retry(fork, f"fork {branch}")
         return branch
 
     def publish_replacement(self, run_id: str, properties: dict[str, str]) -> int:
@@ -383,7 +387,7 @@ class ResultsTable:
                 self._swap_in(txn, run_id, new, properties, MAIN, self.snapshot_id())
                 ManageSnapshots(transaction=txn).remove_branch(branch).commit()
 
-        self._with_retry(publish, f"publish {branch}")
+        self.with_retry(publish, f"publish {branch}")
         head = self.snapshot_id()
         assert head is not None
         return head
@@ -405,12 +409,18 @@ class ResultsTable:
             for data_file in new:
                 producer.append_data_file(data_file)
 
-    def _with_retry(self, operation: Any, what: str) -> None:
+    def with_retry(self, operation: Any, what: str) -> None:
+        """Run ``operation`` (one catalog commit); on a conflict, refresh and run it again.
+
+        ``operation`` must plan from ``self.table``'s metadata each time it runs.
+        """
         for attempt in range(COMMIT_ATTEMPTS):
             try:
                 operation()
                 return
-            except CommitFailedException as exc:
+            # ValidationException: pyiceberg's own retry of an overwrite found files added
+            # since it planned (serializable isolation); nothing landed, so plan again.
+            except (CommitFailedException, ValidationException) as exc:
                 if attempt + 1 == COMMIT_ATTEMPTS:
                     raise StorageError(
                         f"{what} to {self.ref.identifier}: {COMMIT_ATTEMPTS} commit conflicts "

@@ -179,7 +179,7 @@ def plan_run(
     results: ResultsTable, config: ScoringConfig, run_id: str, run_date: str, model: ModelInfo
 ) -> RunPlan:
     """Decide where this invocation commits: resume, append, or replace on a branch."""
-    state = results.run_state(run_id)
+    state = results.run_state(run_id, run_date)
     branch = results_table.MAIN
     if state is RunState.REPLACING:
         branch = results_table.replace_branch(run_id)
@@ -323,7 +323,8 @@ def skip_filters(config: ScoringConfig, plan: RunPlan) -> list[BooleanExpression
     final outcome of the same model under the source's prefix (partition and bound
     pruning keep the read to that model's files for that prefix).
     """
-    filters = [run_rows(plan.run_id)]
+    # A run's rows all carry its date: the partition prunes the resume scan to one night.
+    filters = [all_of(run_rows(plan.run_id), equal("run_date", plan.run_date))]
     if config.mode == "incremental":
         final = any_of(
             equal("status", STATUS_OK),

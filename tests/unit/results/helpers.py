@@ -54,7 +54,9 @@ def uris(prefix: str, count: int, start: int = 0) -> list[str]:
     return [f"{prefix}/img-{i:04d}.png" for i in range(start, start + count)]
 
 
-def run_properties(run_id: str, *, final: bool = False, model_id: str = "model-a") -> dict[str, str]:
+def run_properties(
+    run_id: str, *, final: bool = False, model_id: str = "model-a"
+) -> dict[str, str]:
     """Snapshot summary properties as the scoring driver writes them."""
     return {
         results_table.RUN_ID: run_id,
