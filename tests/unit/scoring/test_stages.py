@@ -16,7 +16,7 @@ from PIL import Image
 from tests.fixtures.bad_inputs import OK, bad_input_corpus
 from vip2clip.data.decode import decode_image
 from vip2clip.data.preprocess import normalize_rgb, preprocess_image
-from vip2clip.results import RESULTS_SCHEMA, MASK_QUANTISATION_ERROR, decode_mask, region_stats
+from vip2clip.results import MASK_QUANTISATION_ERROR, RESULTS_SCHEMA, decode_mask, region_stats
 from vip2clip.scoring import stages
 from vip2clip.scoring.source import LISTING_SCHEMA
 from vip2clip.storage import StorageConfig
@@ -207,5 +207,7 @@ def test_results_rows_carry_decision_mask_and_region_stats() -> None:
 
 
 def test_decision_below_threshold_is_normal() -> None:
-    row = stages.to_results(_scored_block([np.zeros((SIZE, SIZE))], score=0.2), "r1", "2026-12-05").to_pylist()[0]
+    row = stages.to_results(
+        _scored_block([np.zeros((SIZE, SIZE))], score=0.2), "r1", "2026-12-05"
+    ).to_pylist()[0]
     assert row["is_anomalous"] is False and row["bbox_x0"] is None
