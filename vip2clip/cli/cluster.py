@@ -3,7 +3,7 @@
 ``up`` starts a head and N worker nodes as separate ``ray start`` processes with
 token authentication (token in a 0600 file of the state dir), a capped object
 store and, by default, every service on 127.0.0.1. The cluster outlives the
-command; ``down`` stops exactly the processes it started.
+command; ``down`` stops exactly the processes it started, and waits for them.
 """
 
 from __future__ import annotations
@@ -116,10 +116,9 @@ def down(state_dir: Path | None) -> None:
         return
     local = _attach(directory)
     count = len(local.pids())
-    local.stop()
-    left = local.pids()
+    left = local.stop()  # SIGTERM, SIGKILL, and a bounded wait for every process
     if left:
-        raise ClusterError(f"{len(left)} cluster process(es) survived: {left}")
+        raise ClusterError(f"{len(left)} cluster process(es) survived SIGKILL: {left}")
     for name in (STATE_FILE_NAME, ENV_FILE_NAME, TOKEN_FILE_NAME):
         (directory / name).unlink(missing_ok=True)
     click.echo(f"cluster down: stopped {count} process(es)")

@@ -55,3 +55,12 @@ def test_a_non_loopback_host_is_not_loopback_only(tmp_path: Path) -> None:
     cluster = LocalCluster(host="10.1.2.3", temp_dir=tmp_path)
     assert not cluster.loopback
     assert RAY_LOOPBACK_ENV not in cluster.node_env()
+
+
+def test_state_keeps_the_process_groups_stop_relies_on(tmp_path: Path) -> None:
+    cluster = LocalCluster(token="t", temp_dir=tmp_path / "s", token_file=tmp_path / "auth_token")
+    cluster.groups = cluster.groups.add(4242).add(4343)
+    (tmp_path / "auth_token").write_text("t")
+    again = LocalCluster.from_state(cluster.save_state(tmp_path / "cluster.json"))
+    assert again.groups == cluster.groups
+    assert again.groups.boot_id and again.groups.not_before > 0
