@@ -5,8 +5,8 @@ separate ``ray start`` process tree (head and workers) sharing one auth token,
 which the nodes read from a 0600 file (``RAY_AUTH_TOKEN_PATH``) rather than from
 their environment. The object store is capped so the cluster fits a small
 machine, and with ``host="127.0.0.1"`` (the default) nothing listens beyond
-loopback: Ray's address rewriting is switched off (:mod:`vip2clip.ops.ray_node`)
-and its native servers get a wildcard-bind shim (:mod:`vip2clip.ops.loopback`).
+loopback: Ray's address rewriting is switched off (:mod:`vip2clip.ops.ray_node`),
+and with its node IP on loopback Ray binds every server there.
 
 Its session folder lives under a 0700 per-user parent (:mod:`vip2clip.ops.runtime_dir`).
 Each node is started in a new process session; processes are found by a cluster
@@ -27,7 +27,6 @@ import socket
 import subprocess
 import sys
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ from typing import Any
 from vip2clip.errors import ClusterError
 from vip2clip.ops import processes
 from vip2clip.ops.auth import AUTH_MODE_ENV, TOKEN_ENV, TOKEN_PATH_ENV, write_token_file
-from vip2clip.ops.loopback import is_loopback, preload_env, shim_path
+from vip2clip.ops.loopback import is_loopback
 from vip2clip.ops.runtime_dir import new_session_root
 
 DEFAULT_OBJECT_STORE_BYTES = 512 * 1024**2
@@ -116,7 +115,6 @@ class LocalCluster:
     gcs_port: int = 0
     dashboard_port: int = 0
     token_file: Path | None = None
-    bind_guard: bool = True
     client_server_port: int = 0
     workers: int = 0
     metric_ports: dict[str, int] = field(default_factory=dict)
@@ -168,8 +166,6 @@ class LocalCluster:
         }
         if self.loopback:
             env[RAY_LOOPBACK_ENV] = "0"
-            if self.bind_guard:
-                env = self._with_bind_guard(env)
         return env
 
     def start(self) -> LocalCluster:
@@ -317,17 +313,6 @@ class LocalCluster:
         if self.temp_dir is None:
             raise ClusterError("the cluster has no session directory yet: call start() first")
         return self.temp_dir / TOKEN_FILE_NAME
-
-    def _with_bind_guard(self, env: dict[str, str]) -> dict[str, str]:
-        library = shim_path()
-        if library is None:
-            warnings.warn(
-                "no C compiler found: Ray's native servers will listen on all interfaces",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            return env
-        return preload_env(library, env)
 
     def _ray(self, *args: str) -> None:
         if self.loopback:

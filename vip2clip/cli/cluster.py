@@ -55,12 +55,6 @@ def cluster() -> None:
     help="Object store cap of the head (workers get half).",
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind and use.")
-@click.option(
-    "--bind-guard/--no-bind-guard",
-    default=True,
-    show_default=True,
-    help="Keep Ray's native servers on loopback (only with a loopback --host).",
-)
 @STATE_DIR_OPTION
 def up(
     workers: int,
@@ -68,7 +62,6 @@ def up(
     worker_cpus: int,
     object_store_mib: int,
     host: str,
-    bind_guard: bool,
     state_dir: Path | None,
 ) -> None:
     """Start a head node and WORKERS worker nodes; print how to use the cluster."""
@@ -86,7 +79,6 @@ def up(
         head_cpus=head_cpus,
         object_store_bytes=object_store_mib * MIB,
         token_file=directory / TOKEN_FILE_NAME,
-        bind_guard=bind_guard,
     )
     local.start()
     try:

@@ -14,7 +14,7 @@ from vip2clip.local_cluster import (
 
 
 def test_node_env_names_the_token_file_not_the_token(tmp_path: Path) -> None:
-    cluster = LocalCluster(token="t0k3n-value", temp_dir=tmp_path, bind_guard=False)
+    cluster = LocalCluster(token="t0k3n-value", temp_dir=tmp_path)
     env = cluster.node_env()
     assert "t0k3n-value" not in "".join(f"{k}={v}" for k, v in env.items())
     assert env["RAY_AUTH_TOKEN_PATH"] == str(tmp_path / "auth_token")
