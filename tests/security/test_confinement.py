@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -86,9 +87,21 @@ def local_driver(tmp_path: Path) -> Iterator[Driver]:
         line = _read_line(proc, START_TIMEOUT_S)
         yield Driver(proc, json.loads(line), tmp_path)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, 9)  # our own session: the driver and everything it started
-            proc.wait(EXIT_TIMEOUT_S)
+        _end(proc)
+
+
+def _end(proc: subprocess.Popen[str]) -> None:
+    """Let the driver exit (and clean up); kill its session only if it does not."""
+    if proc.poll() is not None:
+        return
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write("done\n")
+        proc.stdin.flush()
+        proc.wait(EXIT_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired):
+        os.killpg(proc.pid, signal.SIGKILL)  # our own session: the driver and its Ray
+        proc.wait(EXIT_TIMEOUT_S)
 
 
 def _read_line(proc: subprocess.Popen[str], timeout_s: float) -> str:
@@ -166,3 +179,38 @@ def test_nothing_is_left_after_the_driver_exits(local_driver: Driver) -> None:
     assert not left, left
     assert not [item for item in ss_listeners() if item.port in ports]
     assert not Path(local_driver.info["session_root"]).exists()
+
+
+REFUSED = """
+import os, sys
+if sys.argv[1] == "ray imported first":
+    import ray
+else:
+    os.environ["RAY_AUTH_TOKEN_PATH"] = sys.argv[2]
+from vip2clip.ops.connect import connect_ray
+from vip2clip.errors import ClusterError
+try:
+    connect_ray(num_cpus=1)
+except ClusterError as exc:
+    print("refused:", exc)
+    sys.exit(3)
+"""
+
+
+@pytest.mark.parametrize("case", ["ray imported first", "token readable by others"])
+def test_an_instance_that_cannot_be_confined_is_not_started(case: str, tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("t" * 64)
+    token.chmod(0o644)
+    env = {k: v for k, v in os.environ.items() if k not in DROPPED_ENV}
+    env = {k: v for k, v in env.items() if not k.startswith("RAY_ENABLE_WINDOWS")}
+    env.update(HOME=str(tmp_path), PYTHONPATH=str(REPO), VIP2CLIP_RUNTIME_DIR=str(tmp_path / "rt"))
+    proc = subprocess.run(
+        [sys.executable, "-c", REFUSED, case, str(token)], env=env, cwd=REPO,
+        capture_output=True, text=True, timeout=START_TIMEOUT_S, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    assert proc.stdout.startswith("refused:") and len(proc.stdout.splitlines()) == 1
+    assert ("imported before" if case == "ray imported first" else "chmod 600") in proc.stdout
+    assert "session_latest" not in str(list((tmp_path / "rt").rglob("*")))  # Ray never started
+    assert list((tmp_path / "rt").iterdir()) == []  # and its folder was removed at exit

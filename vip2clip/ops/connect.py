@@ -101,10 +101,10 @@ def start_local_ray(
     # Ray reads these when it is imported (loopback mode, auth mode, token): set them first.
     os.environ[RAY_LOOPBACK_ENV] = "0"  # inherited by Ray's processes too
     root = new_session_root(SESSION_PREFIX)
+    atexit.register(_remove_session, root)
     local = LocalRay(root, _token_for_local(root))
     for name in FIXED_PORT_ENVS:  # Ray's fixed metric ports: room for several instances
         os.environ.setdefault(name, str(free_port(LOOPBACK)))
-    atexit.register(_remove_session, root)
     import ray
 
     if not is_loopback(ray.util.get_node_ip_address()):
@@ -157,7 +157,9 @@ def _ray_connected() -> bool:
 
 def _remove_session(root: Path) -> None:
     """At exit: stop the local instance (it dies with this process anyway), drop its files."""
-    import ray
-
-    ray.shutdown()
-    shutil.rmtree(root, ignore_errors=True)
+    ray = sys.modules.get("ray")
+    try:
+        if ray is not None:
+            ray.shutdown()
+    finally:  # a failed start must not leave its token and logs behind either
+        shutil.rmtree(root, ignore_errors=True)
