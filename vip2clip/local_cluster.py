@@ -5,35 +5,37 @@ separate ``ray start`` process tree (head and workers) sharing one auth token,
 which the nodes read from a 0600 file (``RAY_AUTH_TOKEN_PATH``) rather than from
 their environment. The object store is capped so the cluster fits a small
 machine, and with ``host="127.0.0.1"`` (the default) nothing listens beyond
-loopback: Ray's address rewriting is switched off (:mod:`vip2clip.ops.ray_node`)
-and its native servers get a wildcard-bind shim (:mod:`vip2clip.ops.loopback`).
+loopback: Ray's address rewriting is switched off (:mod:`vip2clip.ops.ray_node`),
+and with its node IP on loopback Ray binds every server there.
 
-Processes are found by a cluster id in their environment, so stopping one
-cluster never touches another one on the same machine (``ray stop`` would).
+Its session folder lives under a 0700 per-user parent (:mod:`vip2clip.ops.runtime_dir`).
+Each node is started in a new process session; processes are found by a cluster
+id in their environment and by those recorded process groups
+(:mod:`vip2clip.ops.processes`), so stopping one cluster ends all of it, Ray's
+renamed agents included, and never touches another one on the same machine
+(``ray stop`` would).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vip2clip.errors import ClusterError
+from vip2clip.ops import processes
 from vip2clip.ops.auth import AUTH_MODE_ENV, TOKEN_ENV, TOKEN_PATH_ENV, write_token_file
-from vip2clip.ops.loopback import is_loopback, preload_env, shim_path
+from vip2clip.ops.loopback import is_loopback
+from vip2clip.ops.runtime_dir import new_session_root
 
 DEFAULT_OBJECT_STORE_BYTES = 512 * 1024**2
 AUTH_ENV = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")
@@ -44,8 +46,9 @@ RAY_LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 LOOPBACK = "127.0.0.1"
 RAY_START_TIMEOUT_S = 180
 DASHBOARD_TIMEOUT_S = 60.0
-STOP_GRACE_S = 5.0
+STOP_GRACE_S = 5.0  # per signal: SIGTERM, then SIGKILL (Ray's agents ignore SIGTERM)
 POLL_S = 0.2
+SESSION_PREFIX = "v2c-ray-"
 TOKEN_FILE_NAME = "auth_token"
 STATE_FILE_NAME = "cluster.json"
 # Ray listens on these fixed default ports (dashboard/autoscaler metrics: env vars;
@@ -55,7 +58,8 @@ FIXED_PORT_ENVS = ("DASHBOARD_METRIC_PORT", "AUTOSCALER_METRIC_PORT")
 NODE_ENV_DROP = (TOKEN_ENV, TOKEN_PATH_ENV, "RAY_ADDRESS", RAY_LOOPBACK_ENV)
 
 
-def _free_port(host: str) -> int:
+def free_port(host: str) -> int:
+    """A TCP port free on ``host`` right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
@@ -111,10 +115,10 @@ class LocalCluster:
     gcs_port: int = 0
     dashboard_port: int = 0
     token_file: Path | None = None
-    bind_guard: bool = True
     client_server_port: int = 0
     workers: int = 0
     metric_ports: dict[str, int] = field(default_factory=dict)
+    groups: processes.Groups = field(default_factory=processes.new_groups)
 
     @property
     def cluster_id(self) -> str:
@@ -162,21 +166,18 @@ class LocalCluster:
         }
         if self.loopback:
             env[RAY_LOOPBACK_ENV] = "0"
-            if self.bind_guard:
-                env = self._with_bind_guard(env)
         return env
 
     def start(self) -> LocalCluster:
         """Start the head node and wait until its dashboard accepts connections."""
         if self.temp_dir is None:
-            # Ray's socket paths must stay short: keep the session dir near /tmp.
-            self.temp_dir = Path(tempfile.mkdtemp(prefix="v2c-ray-", dir="/tmp"))
+            self.temp_dir = new_session_root(SESSION_PREFIX)
         write_token_file(self._token_path(), self.token)
-        self.gcs_port = self.gcs_port or _free_port(self.host)
-        self.dashboard_port = self.dashboard_port or _free_port(self.host)
-        self.client_server_port = self.client_server_port or _free_port(self.host)
+        self.gcs_port = self.gcs_port or free_port(self.host)
+        self.dashboard_port = self.dashboard_port or free_port(self.host)
+        self.client_server_port = self.client_server_port or free_port(self.host)
         for name in FIXED_PORT_ENVS:
-            self.metric_ports.setdefault(name, _free_port(self.host))
+            self.metric_ports.setdefault(name, free_port(self.host))
         try:
             self._ray(
                 "start",
@@ -186,7 +187,7 @@ class LocalCluster:
                 f"--dashboard-host={self.host}",
                 f"--dashboard-port={self.dashboard_port}",
                 f"--ray-client-server-port={self.client_server_port}",
-                f"--dashboard-agent-listen-port={_free_port(self.host)}",
+                f"--dashboard-agent-listen-port={free_port(self.host)}",
                 f"--num-cpus={self.head_cpus}",
                 f"--object-store-memory={self.object_store_bytes}",
                 f"--temp-dir={self.temp_dir}",
@@ -207,7 +208,7 @@ class LocalCluster:
             f"--node-ip-address={self.host}",
             f"--num-cpus={num_cpus}",
             f"--object-store-memory={self.object_store_bytes // 2}",
-            f"--dashboard-agent-listen-port={_free_port(self.host)}",
+            f"--dashboard-agent-listen-port={free_port(self.host)}",
             "--disable-usage-stats",
         ]
         if resources:
@@ -232,22 +233,19 @@ class LocalCluster:
 
     def pids(self) -> list[int]:
         """PIDs of every process of this cluster still alive."""
-        return pids_with_env(CLUSTER_ID_ENV, self.cluster_id)
+        return sorted(processes.find((CLUSTER_ID_ENV, self.cluster_id), self.groups))
 
-    def stop(self) -> None:
+    def stop(self) -> list[int]:
         """Stop every process of this cluster and remove its session directory.
 
-        Processes get SIGTERM, then SIGKILL after a short grace period.
+        Processes get SIGTERM, then SIGKILL after a grace period, and are waited
+        for (within a bound). Returns the pids that survived even that.
         """
-        _signal_all(self.pids(), signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_S
-        while self.pids() and time.monotonic() < deadline:
-            time.sleep(POLL_S)
-        while (left := self.pids()) and time.monotonic() < deadline + STOP_GRACE_S:
-            _signal_all(left, signal.SIGKILL)
-            time.sleep(POLL_S)
+        snapshot = processes.find((CLUSTER_ID_ENV, self.cluster_id), self.groups)
+        survivors = processes.stop(snapshot, STOP_GRACE_S)
         if self.temp_dir is not None:
             shutil.rmtree(self.temp_dir, ignore_errors=True)
+        return survivors
 
     def state(self) -> dict[str, Any]:
         """What ``cluster down/status`` need later (no secret: the token stays in its file)."""
@@ -263,6 +261,9 @@ class LocalCluster:
             "head_cpus": self.head_cpus,
             "workers": self.workers,
             "metric_ports": self.metric_ports,
+            "process_groups": list(self.groups.ids),
+            "boot_id": self.groups.boot_id,
+            "not_before_ticks": self.groups.not_before,
         }
 
     def save_state(self, path: Path) -> Path:
@@ -293,6 +294,11 @@ class LocalCluster:
             client_server_port=data["client_server_port"],
             workers=data["workers"],
             metric_ports=data.get("metric_ports", {}),
+            groups=processes.Groups(
+                tuple(data.get("process_groups", ())),
+                data.get("boot_id", ""),
+                data.get("not_before_ticks", 0),
+            ),
         )
 
     def __enter__(self) -> LocalCluster:
@@ -308,33 +314,30 @@ class LocalCluster:
             raise ClusterError("the cluster has no session directory yet: call start() first")
         return self.temp_dir / TOKEN_FILE_NAME
 
-    def _with_bind_guard(self, env: dict[str, str]) -> dict[str, str]:
-        library = shim_path()
-        if library is None:
-            warnings.warn(
-                "no C compiler found: Ray's native servers will listen on all interfaces",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            return env
-        return preload_env(library, env)
-
     def _ray(self, *args: str) -> None:
         if self.loopback:
             command = [sys.executable, "-m", "vip2clip.ops.ray_node", *args]
         else:
             ray_bin = shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray"
             command = [ray_bin, *args]
-        proc = subprocess.run(
+        # A new session per node: its daemons stay in this process group (recorded
+        # for stop()), apart from the caller's group and terminal.
+        proc = subprocess.Popen(
             command,
             env=self.node_env(),
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=RAY_START_TIMEOUT_S,
-            check=False,
+            start_new_session=True,
         )
+        self.groups = self.groups.add(proc.pid)
+        try:
+            stdout, stderr = proc.communicate(timeout=RAY_START_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            stdout, stderr = proc.communicate()
         if proc.returncode != 0:
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+            tail = (stderr or stdout).strip().splitlines()[-5:]
             raise ClusterError(f"`ray {args[0]}` failed: {' | '.join(tail)}")
 
     def _wait_for_dashboard(self, timeout_s: float = DASHBOARD_TIMEOUT_S) -> None:
@@ -345,9 +348,3 @@ class LocalCluster:
                     return
             time.sleep(POLL_S)
         raise ClusterError(f"Ray dashboard did not come up on {self.dashboard_url}")
-
-
-def _signal_all(pids: list[int], sig: signal.Signals) -> None:
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, sig)

@@ -1,4 +1,10 @@
-"""`vip2clip cluster up|status|down`: two real nodes, token auth, loopback only, clean stop."""
+"""`vip2clip cluster up|status|down`: two real nodes, token auth, loopback only, clean stop.
+
+Confinement (issue 18): every process of the cluster, Ray's renamed agents
+included, listens on loopback only (``ss -ltnp``); the session folder lies under
+a 0700 folder of this user; after ``down`` no process of the cluster is left and
+none of its ports is still listening.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +18,15 @@ from typing import Any
 
 import pytest
 
-from vip2clip.local_cluster import CLUSTER_ID_ENV, pids_with_env
+from tests.fixtures.net import ss_listeners
+from vip2clip.local_cluster import CLUSTER_ID_ENV, STATE_FILE_NAME, LocalCluster, pids_with_env
+from vip2clip.ops.runtime_dir import is_private
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 CLI_TIMEOUT_S = 300
+MIN_LISTENING = 8  # two nodes: GCS, dashboard, client server, raylets, agents ...
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -47,6 +56,12 @@ def test_cluster_up_status_down(tmp_path: Path) -> None:
             assert token not in text
         assert token not in (state / "cluster.json").read_text()
 
+        local = LocalCluster.from_state(state / STATE_FILE_NAME)
+        listening = ss_listeners(set(local.pids()))
+        assert len(listening) >= MIN_LISTENING, listening
+        assert [item for item in listening if not item.loopback] == []
+        assert local.temp_dir is not None and is_private(local.temp_dir.parent)
+
         status = run_cli("cluster", "status", "--state-dir", str(state), env=env)
         assert status.returncode == 0, status.stderr
         assert "2 node(s)" in status.stdout
@@ -68,6 +83,10 @@ def test_cluster_up_status_down(tmp_path: Path) -> None:
     assert down.returncode == 0, down.stderr
     assert re.match(r"cluster down: stopped \d+ process\(es\)", down.stdout)
     assert cluster_id and not pids_with_env(CLUSTER_ID_ENV, cluster_id)
+    assert local.pids() == []  # agents too: they hide the cluster id, not their group
+    ports = {item.port for item in listening}
+    assert not [item for item in ss_listeners() if item.port in ports]
+    assert not local.temp_dir.exists()
     assert not (state / "auth_token").exists()
     after = run_cli("cluster", "status", "--state-dir", str(state), env=env)
     assert after.returncode != 0 and "no local cluster recorded" in after.stderr

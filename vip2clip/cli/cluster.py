@@ -3,7 +3,7 @@
 ``up`` starts a head and N worker nodes as separate ``ray start`` processes with
 token authentication (token in a 0600 file of the state dir), a capped object
 store and, by default, every service on 127.0.0.1. The cluster outlives the
-command; ``down`` stops exactly the processes it started.
+command; ``down`` stops exactly the processes it started, and waits for them.
 """
 
 from __future__ import annotations
@@ -55,12 +55,6 @@ def cluster() -> None:
     help="Object store cap of the head (workers get half).",
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind and use.")
-@click.option(
-    "--bind-guard/--no-bind-guard",
-    default=True,
-    show_default=True,
-    help="Keep Ray's native servers on loopback (only with a loopback --host).",
-)
 @STATE_DIR_OPTION
 def up(
     workers: int,
@@ -68,7 +62,6 @@ def up(
     worker_cpus: int,
     object_store_mib: int,
     host: str,
-    bind_guard: bool,
     state_dir: Path | None,
 ) -> None:
     """Start a head node and WORKERS worker nodes; print how to use the cluster."""
@@ -86,7 +79,6 @@ def up(
         head_cpus=head_cpus,
         object_store_bytes=object_store_mib * MIB,
         token_file=directory / TOKEN_FILE_NAME,
-        bind_guard=bind_guard,
     )
     local.start()
     try:
@@ -116,10 +108,9 @@ def down(state_dir: Path | None) -> None:
         return
     local = _attach(directory)
     count = len(local.pids())
-    local.stop()
-    left = local.pids()
+    left = local.stop()  # SIGTERM, SIGKILL, and a bounded wait for every process
     if left:
-        raise ClusterError(f"{len(left)} cluster process(es) survived: {left}")
+        raise ClusterError(f"{len(left)} cluster process(es) survived SIGKILL: {left}")
     for name in (STATE_FILE_NAME, ENV_FILE_NAME, TOKEN_FILE_NAME):
         (directory / name).unlink(missing_ok=True)
     click.echo(f"cluster down: stopped {count} process(es)")

@@ -7,7 +7,6 @@ for ``vip2clip score`` / ``evaluate`` (``--set detector.learner=<uri>``).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
@@ -43,13 +42,13 @@ def train(
     if print_config:
         click.echo(config.model_dump_json(indent=2))
         return
-    import ray
+    from vip2clip.ops.connect import connect_ray
+
+    connect_ray(ray_address)  # first: a local Ray is confined only if Ray is not imported yet
     from ray.data import DataContext
 
     from vip2clip.training.trainer import run_training
 
-    if not ray.is_initialized():
-        ray.init(address=ray_address or os.environ.get(ADDRESS_ENV))
     DataContext.get_current().enable_progress_bars = False
     click.echo(
         f"training run {config.run_name}: {config.scaling.workers} worker(s), "

@@ -51,6 +51,12 @@ OBJECT_MISSING = "object_missing"
 PERMISSION_DENIED = "permission_denied"
 READ_FAILED = "read_failed"
 INFERENCE_FAILED = "inference_failed"
+# The read stage refuses these before any byte is held; the same entry fails the
+# same way every night, so they are permanent (not in TRANSIENT_REASONS).
+TOO_LARGE = "too_large"
+NOT_A_FILE = "not_a_file"
+NAME_TOO_LONG = "name_too_long"
+UNSUPPORTED_URI = "unsupported_uri"
 
 DECODE_REASONS: frozenset[str] = frozenset(
     {
@@ -64,12 +70,14 @@ DECODE_REASONS: frozenset[str] = frozenset(
         EXTREME_ASPECT_RATIO,
     }
 )
-ERROR_REASONS: frozenset[str] = DECODE_REASONS | {
-    OBJECT_MISSING,
-    PERMISSION_DENIED,
-    READ_FAILED,
-    INFERENCE_FAILED,
-}
+REFUSED_READ_REASONS: frozenset[str] = frozenset(
+    {TOO_LARGE, NOT_A_FILE, NAME_TOO_LONG, UNSUPPORTED_URI}
+)
+ERROR_REASONS: frozenset[str] = (
+    DECODE_REASONS
+    | REFUSED_READ_REASONS
+    | {OBJECT_MISSING, PERMISSION_DENIED, READ_FAILED, INFERENCE_FAILED}
+)
 # Failures that may not recur: incremental runs retry objects that failed this way.
 TRANSIENT_REASONS: frozenset[str] = frozenset(
     {OBJECT_MISSING, PERMISSION_DENIED, READ_FAILED, INFERENCE_FAILED}

@@ -27,7 +27,6 @@ from vip2clip.data.datasets import (
     list_samples,
 )
 from vip2clip.data.datasets.spec import handle_bad_entry
-from vip2clip.errors import ClusterError
 from vip2clip.eval.aupro import AuproMethod
 from vip2clip.eval.histogram import DEFAULT_BINS
 from vip2clip.eval.report import EvaluationAccumulator, EvaluationReport
@@ -35,6 +34,7 @@ from vip2clip.eval.scoring import Batch, SampleScorer, score_samples
 from vip2clip.eval.table import write_report
 from vip2clip.eval.thresholds import write_thresholds
 from vip2clip.model.detector import DetectorConfig
+from vip2clip.ops.connect import connect_ray
 from vip2clip.scoring.sizing import plan_actors
 from vip2clip.storage import StorageConfig
 
@@ -118,9 +118,9 @@ def _score_locally(config: EvaluateConfig, samples: Sequence[Sample]) -> Iterato
 def _score_on_ray(
     config: EvaluateConfig, samples: Sequence[Sample], address: str
 ) -> Iterator[Batch]:
+    connect_ray(address, log_to_driver=False)  # before importing Ray (see connect_ray)
     import ray
 
-    _connect(address)
     actors = plan_actors(
         ray.cluster_resources(),
         num_actors=config.num_actors,
@@ -137,17 +137,6 @@ def _score_on_ray(
         num_gpus=actors.gpus_per_actor,
     )
     yield from dataset.iter_batches(batch_size=config.batch_size, batch_format="numpy")
-
-
-def _connect(address: str) -> None:
-    import ray
-
-    if ray.is_initialized():
-        return
-    try:
-        ray.init(address=address, log_to_driver=False)
-    except (ConnectionError, RuntimeError) as exc:
-        raise ClusterError(f"cannot connect to Ray at {address}: {exc}") from None
 
 
 def _accumulate(

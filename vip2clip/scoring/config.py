@@ -14,6 +14,7 @@ from vip2clip.errors import ConfigError
 from vip2clip.model import DetectorConfig
 from vip2clip.results.schema import RUN_ID_PATTERN
 from vip2clip.results.table import check_identifier
+from vip2clip.scoring.reads import MAX_OBJECT_BYTES_DEFAULT
 from vip2clip.scoring.source import DEFAULT_PAGE_SIZE
 from vip2clip.storage import StorageConfig, redact_userinfo
 from vip2clip.telemetry.push import PushConfig
@@ -30,6 +31,10 @@ DEFAULT_ROWS_PER_FILE = 1000  # ~10-100 MB of Parquet (masks dominate); buffered
 DEFAULT_COMMIT_EVERY = 100_000
 DEFAULT_COMMIT_INTERVAL_S = 300.0
 DEFAULT_READ_ATTEMPTS = 3
+# Ray Data retries its tasks forever by default (max_retries=-1): an object that gets its
+# read task killed for memory every time would stop the night. A few retries still ride
+# out a lost node or a memory spike caused by something else.
+DEFAULT_LOAD_TASK_MAX_RETRIES = 3
 DEFAULT_JOB_NAME = "vip2clip-score"
 
 ScoringMode = Literal["full", "incremental"]
@@ -84,6 +89,16 @@ class ScoringConfig(FrozenConfig):
     )
     cpus_per_actor: float = Field(default=1.0, gt=0, description="CPU threads per actor")
     max_pixels: int = Field(default=MAX_IMAGE_PIXELS_DEFAULT, ge=1, description="bomb limit")
+    max_object_bytes: int = Field(
+        default=MAX_OBJECT_BYTES_DEFAULT,
+        ge=1,
+        description="larger objects become too_large error rows (checked while streaming)",
+    )
+    load_task_max_retries: int = Field(
+        default=DEFAULT_LOAD_TASK_MAX_RETRIES,
+        ge=0,
+        description="retries of a read/decode task whose worker died (OOM kill, lost node)",
+    )
     load_task_memory: int | None = Field(
         default=None,
         ge=0,

@@ -19,7 +19,6 @@ loses only its uncommitted interval, and the same command resumes the run.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -29,8 +28,15 @@ import pyarrow as pa
 from pyiceberg.expressions import BooleanExpression
 
 from vip2clip import storage
-from vip2clip.data.decode import OBJECT_MISSING, PERMISSION_DENIED, READ_FAILED, TRANSIENT_REASONS
-from vip2clip.errors import ClusterError, ConfigError, Vip2ClipError
+from vip2clip.data.decode import (
+    OBJECT_MISSING,
+    PERMISSION_DENIED,
+    READ_FAILED,
+    REFUSED_READ_REASONS,
+    TRANSIENT_REASONS,
+)
+from vip2clip.errors import ConfigError, Vip2ClipError
+from vip2clip.ops.connect import connect_ray
 from vip2clip.results import (
     IDENTITY_COLUMNS,
     STATUS_ERROR,
@@ -55,7 +61,8 @@ UNKNOWN_MODEL = "unknown"  # model id reported when the detector failed to load
 PROBE_CPUS = 1
 COUNTER_LISTED = "listed"
 COUNTER_SKIPPED = "skipped"
-READ_REASONS = frozenset({OBJECT_MISSING, PERMISSION_DENIED, READ_FAILED})  # nothing was read
+# Rows for which nothing was read (refused before opening, or failed).
+READ_REASONS = frozenset({OBJECT_MISSING, PERMISSION_DENIED, READ_FAILED}) | REFUSED_READ_REASONS
 DECODED_BYTES_PER_PIXEL = 4  # RGBA / CMYK, the widest mode decode_image returns
 # Postprocessing is its own task stage (the memory hint keeps Ray Data from fusing it into
 # the inference actors): float anomaly maps become compact PNG rows before the writers.
@@ -156,7 +163,7 @@ def run_scoring(config: ScoringConfig) -> ScoringSummary:
     started = time.time()
     run_id, run_date = config.resolved_run_id(), config.resolved_run_date().isoformat()
     logger.info("scoring config: %s", config.safe_dump())
-    _connect(config.ray_address)
+    connect_ray(config.ray_address)
     _check_source(config)
     ref = TableRef(resolve_catalog(config.catalog), config.table)
     results = ResultsTable.open(ref, create=True)
@@ -272,6 +279,9 @@ def build_dataset(config: ScoringConfig, plan: RunPlan, counter: Any, results: R
             "metric_tags": metric_tags,
         },
         memory=_load_task_memory(config),
+        # Ray Data retries tasks forever by default; an object that gets its read task
+        # killed every time must not stop the night.
+        max_retries=config.load_task_max_retries,
     )
     actors = plan_actors(
         ray.cluster_resources(),
@@ -344,7 +354,8 @@ def _load_task_memory(config: ScoringConfig) -> int:
     """
     if config.load_task_memory is not None:
         return config.load_task_memory
-    return config.max_pixels * DECODED_BYTES_PER_PIXEL + LOAD_TASK_BASE_MEMORY
+    decoded = config.max_pixels * DECODED_BYTES_PER_PIXEL
+    return config.max_object_bytes + decoded + LOAD_TASK_BASE_MEMORY
 
 
 def _listing(config: ScoringConfig) -> Any:
@@ -402,7 +413,12 @@ def _load(
     from vip2clip.telemetry.live import PipelineMetrics
 
     out = stages.load_objects(
-        batch, config.storage, config.read_attempts, image_size, config.max_pixels
+        batch,
+        config.storage,
+        config.read_attempts,
+        image_size,
+        config.max_pixels,
+        max_object_bytes=config.max_object_bytes,
     )
     metrics = PipelineMetrics(JOB_KIND, *metric_tags)
     rows = out.select(["status", "error_reason", "read_ms", "decode_ms", "object_size"])
@@ -557,18 +573,6 @@ def _new_counter() -> Any:
     # worker nodes are lost meanwhile.
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
     return RunCounter.options(scheduling_strategy=here).remote()  # type: ignore[attr-defined]
-
-
-def _connect(address: str | None) -> None:
-    import ray
-
-    if ray.is_initialized():
-        return
-    try:
-        ray.init(address=address or os.environ.get("RAY_ADDRESS"), log_to_driver=True)
-    except (ConnectionError, RuntimeError) as exc:
-        where = address or "RAY_ADDRESS/local"
-        raise ClusterError(f"cannot connect to Ray at {where}: {exc}") from None
 
 
 def _check_source(config: ScoringConfig) -> None:

@@ -212,13 +212,21 @@ def _iter_local(root: Path) -> Iterator[ListedObject]:
         for entry in entries:
             if entry.is_dir(follow_symlinks=False):
                 subfolders.append(Path(entry.path))
-            elif entry.is_file():
-                yield _local_object(Path(entry.path))
+            else:  # files, and special files the read stage reports as not_a_file
+                yield _listed_local(Path(entry.path))
         stack.extend(reversed(subfolders))
 
 
+def _listed_local(path: Path) -> ListedObject:
+    """A listed local entry; one that vanished or cannot be inspected keeps a null identity."""
+    try:
+        return _local_object(path)
+    except OSError:
+        return ListedObject(uri=str(path), size=None, etag=None, mtime=None)
+
+
 def _local_object(path: Path) -> ListedObject:
-    stat = path.stat()
+    stat = path.stat()  # never opens: a FIFO or device is described, not read
     return ListedObject(
         uri=str(path),
         size=stat.st_size,
@@ -312,8 +320,10 @@ def manifest_to_listing(batch: pa.Table, base: str) -> pa.Table:
 def fill_identity(batch: pa.Table, storage_config: StorageConfig) -> pa.Table:
     """Look up size/ETag/mtime of manifest entries that did not give them.
 
-    An object that cannot be inspected keeps a null identity; the read stage
-    then turns it into an error row with the precise reason.
+    An entry that cannot be inspected, whatever the cause (gone, unreachable
+    endpoint, a scheme we do not read, a name the OS refuses), keeps a null
+    identity: every entry stays in the listing, and the read stage turns it into
+    an error row with the precise reason.
     """
     rows = batch.to_pylist()
     for row in rows:
@@ -321,7 +331,7 @@ def fill_identity(batch: pa.Table, storage_config: StorageConfig) -> pa.Table:
             continue
         try:
             info = _object_info(row["source_uri"], storage_config)
-        except OSError:
+        except Exception:  # any failure is reported, per row, by the read stage
             continue
         row["object_size"] = info.size
         row["object_etag"] = row["object_etag"] or info.etag

@@ -26,14 +26,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from vip2clip import storage
-from vip2clip.data.decode import (
-    CORRUPT_IMAGE,
-    OBJECT_MISSING,
-    PERMISSION_DENIED,
-    READ_FAILED,
-    decode_image,
-)
+from vip2clip.data.decode import CORRUPT_IMAGE, READ_FAILED, decode_image
 from vip2clip.data.preprocess import resize_to_model
 from vip2clip.errors import ImageDecodeError
 from vip2clip.results.masks import encode_mask
@@ -45,6 +38,7 @@ from vip2clip.results.schema import (
     check_run_date,
     conform,
 )
+from vip2clip.scoring.reads import MAX_OBJECT_BYTES_DEFAULT, ReadError, read_bounded
 from vip2clip.scoring.source import LISTING_SCHEMA
 from vip2clip.storage import StorageConfig
 
@@ -85,31 +79,41 @@ SCORED_SCHEMA = pa.schema(
 )
 
 
-class ReadError(Exception):
-    """An object could not be read; ``reason`` is a stable code."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
-
-
 # ----------------------------------------------------------------------------- read
 
 
-def read_objects(batch: pa.Table, storage_config: StorageConfig, attempts: int) -> pa.Table:
+def read_objects(
+    batch: pa.Table,
+    storage_config: StorageConfig,
+    attempts: int,
+    max_object_bytes: int = MAX_OBJECT_BYTES_DEFAULT,
+) -> pa.Table:
     """Listing block -> read block: the bytes of each object, or an error row."""
     rows = batch.select(LISTING_SCHEMA.names).to_pylist()
     for row in rows:
-        start = time.perf_counter()
-        try:
-            row["data"] = read_object(row["source_uri"], storage_config, attempts)
-            _set_ok(row)
-        except ReadError as failure:
-            row["data"] = None
-            _set_error(row, failure.reason, failure.detail)
-        row["read_ms"] = (time.perf_counter() - start) * MS_PER_S
+        row["data"] = _read_into(row, storage_config, attempts, max_object_bytes)
     return pa.Table.from_pylist(rows, schema=READ_SCHEMA)
+
+
+def _read_into(
+    row: dict[str, Any], storage_config: StorageConfig, attempts: int, max_object_bytes: int
+) -> bytes | None:
+    """Read ``row``'s object, set its outcome and ``read_ms``; the bytes or ``None``."""
+    start = time.perf_counter()
+    data: bytes | None = None
+    try:
+        data = read_object(
+            row["source_uri"],
+            storage_config,
+            attempts,
+            max_bytes=max_object_bytes,
+            known_size=row["object_size"],
+        )
+        _set_ok(row)
+    except ReadError as failure:
+        _set_error(row, failure.reason, failure.detail)
+    row["read_ms"] = (time.perf_counter() - start) * MS_PER_S
+    return data
 
 
 def read_object(
@@ -117,24 +121,24 @@ def read_object(
     storage_config: StorageConfig,
     attempts: int,
     sleep: Callable[[float], None] = time.sleep,
+    *,
+    max_bytes: int = MAX_OBJECT_BYTES_DEFAULT,
+    known_size: int | None = None,
 ) -> bytes:
-    """Read one object, retrying transient failures; missing and forbidden are final.
+    """Read one object under the size cap, retrying transient failures.
+
+    Refusals (:mod:`vip2clip.scoring.reads`: too large, not a file, name too
+    long, unsupported URI) and missing or forbidden objects are final.
 
     Raises:
-        ReadError: ``object_missing``, ``permission_denied`` or ``read_failed``.
+        ReadError: one of those reasons, or ``read_failed`` after ``attempts``.
     """
     last: Exception | None = None
     for attempt in range(attempts):
         try:
-            fs, path = storage.filesystem(uri, storage_config)
-            data: bytes = fs.cat_file(path)
-            return data
-        except FileNotFoundError as exc:
-            raise ReadError(OBJECT_MISSING, _detail(exc)) from None
-        except PermissionError as exc:
-            raise ReadError(PERMISSION_DENIED, _detail(exc)) from None
-        except IsADirectoryError as exc:
-            raise ReadError(READ_FAILED, _detail(exc)) from None
+            return read_bounded(uri, storage_config, max_bytes, known_size)
+        except ReadError:
+            raise
         except Exception as exc:  # network resets, throttling past botocore's retries, ...
             last = exc
             if attempt + 1 < attempts:
@@ -184,10 +188,24 @@ def load_objects(
     attempts: int,
     image_size: int,
     max_pixels: int,
+    max_object_bytes: int = MAX_OBJECT_BYTES_DEFAULT,
 ) -> pa.Table:
-    """Listing block -> decoded block: read then decode, in one CPU task (bytes stay local)."""
-    read = read_objects(batch, storage_config, attempts)
-    return decode_objects(read, image_size, max_pixels)
+    """Listing block -> decoded block: read then decode, in one CPU task (bytes stay local).
+
+    One object at a time: a task holds the encoded bytes of a single object (at
+    most ``max_object_bytes``) plus the small resized pixels of those before it.
+    """
+    out = []
+    for row in batch.select(LISTING_SCHEMA.names).to_pylist():
+        data = _read_into(row, storage_config, attempts, max_object_bytes)
+        row.update(decode_ms=None, image_width=None, image_height=None, pixels=None)
+        if data is not None:
+            start = time.perf_counter()
+            _decode_into(row, data, image_size, max_pixels)
+            row["decode_ms"] = (time.perf_counter() - start) * MS_PER_S
+        del data
+        out.append(row)
+    return pa.Table.from_pylist(out, schema=DECODED_SCHEMA)
 
 
 def pixels_array(blob: bytes, image_size: int) -> np.ndarray:

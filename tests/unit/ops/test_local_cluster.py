@@ -14,7 +14,7 @@ from vip2clip.local_cluster import (
 
 
 def test_node_env_names_the_token_file_not_the_token(tmp_path: Path) -> None:
-    cluster = LocalCluster(token="t0k3n-value", temp_dir=tmp_path, bind_guard=False)
+    cluster = LocalCluster(token="t0k3n-value", temp_dir=tmp_path)
     env = cluster.node_env()
     assert "t0k3n-value" not in "".join(f"{k}={v}" for k, v in env.items())
     assert env["RAY_AUTH_TOKEN_PATH"] == str(tmp_path / "auth_token")
@@ -55,3 +55,12 @@ def test_a_non_loopback_host_is_not_loopback_only(tmp_path: Path) -> None:
     cluster = LocalCluster(host="10.1.2.3", temp_dir=tmp_path)
     assert not cluster.loopback
     assert RAY_LOOPBACK_ENV not in cluster.node_env()
+
+
+def test_state_keeps_the_process_groups_stop_relies_on(tmp_path: Path) -> None:
+    cluster = LocalCluster(token="t", temp_dir=tmp_path / "s", token_file=tmp_path / "auth_token")
+    cluster.groups = cluster.groups.add(4242).add(4343)
+    (tmp_path / "auth_token").write_text("t")
+    again = LocalCluster.from_state(cluster.save_state(tmp_path / "cluster.json"))
+    assert again.groups == cluster.groups
+    assert again.groups.boot_id and again.groups.not_before > 0

@@ -1,47 +1,11 @@
-"""The bind shim turns wildcard listens into loopback ones, and /proc parsing finds them."""
+"""/proc parsing finds a process's listening sockets and tells loopback from exposed."""
 
 from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
 
-import pytest
-
-from vip2clip.ops.loopback import exposed_listeners, preload_env, shim_path, tcp_listeners
-
-PROBE = """
-import socket, sys
-family = socket.AF_INET6 if sys.argv[1] == "6" else socket.AF_INET
-sock = socket.socket(family, socket.SOCK_STREAM)
-sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
-print(sock.getsockname()[0])
-"""
-
-
-@pytest.fixture(scope="module")
-def shim() -> str:
-    path = shim_path()
-    if path is None:
-        pytest.skip("no C compiler on this machine")
-    return str(path)
-
-
-@pytest.mark.parametrize(("family", "expected"), [("4", "127.0.0.1"), ("6", "::ffff:127.0.0.1")])
-def test_wildcard_bind_becomes_loopback(shim: str, family: str, expected: str) -> None:
-    env = preload_env(__import__("pathlib").Path(shim), dict(os.environ))
-    out = subprocess.run(
-        [sys.executable, "-c", PROBE, family], env=env, capture_output=True, text=True, check=True
-    )
-    assert out.stdout.strip() == expected
-
-
-def test_without_the_shim_the_bind_is_wildcard() -> None:
-    out = subprocess.run(
-        [sys.executable, "-c", PROBE, "4"], capture_output=True, text=True, check=True
-    )
-    assert out.stdout.strip() == "0.0.0.0"
+from vip2clip.ops.loopback import exposed_listeners, is_loopback, tcp_listeners
 
 
 def test_listeners_of_this_process_are_found_and_classified() -> None:
@@ -57,8 +21,6 @@ def test_listeners_of_this_process_are_found_and_classified() -> None:
         assert exposed == {wide.getsockname()[1]}
 
 
-def test_preload_env_prepends_once() -> None:
-    from pathlib import Path
-
-    env = preload_env(Path("/x/shim.so"), {"LD_PRELOAD": "/y/other.so:/x/shim.so"})
-    assert env["LD_PRELOAD"] == "/x/shim.so:/y/other.so"
+def test_loopback_addresses() -> None:
+    assert all(map(is_loopback, ["127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1"]))
+    assert not any(map(is_loopback, ["0.0.0.0", "::", "10.0.0.1", "*"]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pyarrow as pa
@@ -111,3 +112,27 @@ def test_fill_identity_looks_up_missing_sizes(tmp_path: Path) -> None:
     assert filled[0]["object_size"] == 2
     assert filled[0]["object_mtime"] is not None
     assert filled[1]["object_size"] is None  # left for the read stage to report
+
+
+def test_fill_identity_keeps_entries_it_cannot_inspect(tmp_path: Path) -> None:
+    entries = ["http://127.0.0.1:9/x.png", "n" * 300 + ".png", "/dev/zero", "gone.png"]
+    batch = source.manifest_to_listing(pa.table({"text": entries}), str(tmp_path))
+    filled = source.fill_identity(batch, source.StorageConfig()).to_pylist()
+    assert [row["source_uri"] for row in filled] == [
+        entries[0],
+        str(tmp_path / entries[1]),
+        "/dev/zero",
+        str(tmp_path / "gone.png"),
+    ]
+    assert [row["object_size"] for row in filled] == [None, None, 0, None]
+
+
+def test_special_files_in_a_folder_are_listed_for_the_read_stage_to_refuse(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "a.png").write_bytes(b"x")
+    os.mkfifo(tmp_path / "pipe.png")
+    (tmp_path / "dangling.png").symlink_to(tmp_path / "nowhere")
+    pages = list(source.iter_listing_pages(str(tmp_path), [".png"]))
+    listed = {Path(o.uri).name: o.size for page in pages for o in page}
+    assert listed == {"a.png": 1, "dangling.png": None, "pipe.png": 0}

@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from tests.fixtures.bad_inputs import OK, bad_input_corpus
+from vip2clip import storage
 from vip2clip.data.decode import decode_image
 from vip2clip.data.preprocess import normalize_rgb, preprocess_image
 from vip2clip.results import MASK_QUANTISATION_ERROR, RESULTS_SCHEMA, decode_mask, region_stats
@@ -84,7 +85,7 @@ class _FlakyFs:
         self.errors = errors
         self.calls = 0
 
-    def cat_file(self, path: str) -> bytes:
+    def cat_file(self, path: str, start: int | None = None, end: int | None = None) -> bytes:
         self.calls += 1
         if self.errors:
             raise self.errors.pop(0)
@@ -92,7 +93,7 @@ class _FlakyFs:
 
 
 def _with_fs(monkeypatch: pytest.MonkeyPatch, fs: _FlakyFs) -> None:
-    monkeypatch.setattr(stages.storage, "filesystem", lambda uri, cfg=None: (fs, uri))
+    monkeypatch.setattr(storage, "filesystem", lambda uri, cfg=None: (fs, uri))
 
 
 def test_transient_read_errors_are_retried(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -211,3 +212,19 @@ def test_decision_below_threshold_is_normal() -> None:
         _scored_block([np.zeros((SIZE, SIZE))], score=0.2), "r1", "2026-12-05"
     ).to_pylist()[0]
     assert row["is_anomalous"] is False and row["bbox_x0"] is None
+
+
+def test_load_applies_the_object_size_cap_per_object(tmp_path: Path) -> None:
+    small, large = tmp_path / "small.png", tmp_path / "large.png"
+    small.write_bytes(_png((20, 20, 3)))
+    large.write_bytes(_png((60, 60, 3)))
+    listing = _listing([str(small), str(large)])  # listing sizes say 1 byte: not trusted
+    cap = small.stat().st_size
+    block = stages.load_objects(listing, StorageConfig(), 1, SIZE, 10**8, max_object_bytes=cap)
+    rows = block.to_pylist()
+    assert block.schema == stages.DECODED_SCHEMA
+    assert [(r["status"], r["error_reason"]) for r in rows] == [
+        ("ok", None),
+        ("error", "too_large"),
+    ]
+    assert rows[1]["pixels"] is None and "max_object_bytes" in rows[1]["error_detail"]
