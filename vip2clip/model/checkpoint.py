@@ -21,6 +21,7 @@ from safetensors.torch import save as save_safetensors_bytes
 from vip2clip.config import FrozenConfig
 from vip2clip.errors import CheckpointError
 from vip2clip.model.prompts import PromptConfig
+from vip2clip.model.torchscript import is_torchscript_archive
 from vip2clip.storage import StorageConfig, local_copy, write_bytes
 
 FORMAT = "vip2clip-learner"
@@ -89,6 +90,11 @@ def load_learner(
     path = local_copy(uri, storage)
     if _looks_like_safetensors(path):
         return _read_safetensors(path, uri)
+    if is_torchscript_archive(path):
+        raise CheckpointError(
+            f"{uri} is a TorchScript archive, not a learner checkpoint: refused unread "
+            "(learners are vip2clip .safetensors files or official ViP²-CLIP .pth state dicts)"
+        )
     return import_official(path)
 
 
