@@ -9,10 +9,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
+from vip2clip.errors import Vip2ClipError
+
+if TYPE_CHECKING:
+    from vip2clip.model import BackboneSpec
+    from vip2clip.storage import StorageConfig
+    from vip2clip.training.config import TrainingConfig
+
 ADDRESS_ENV = "RAY_ADDRESS"
+PROBE_CPUS = 1  # the backbone check runs as one CPU task, like scoring's model probe
 
 
 @click.command("train")
@@ -51,6 +60,7 @@ def train(
     if not ray.is_initialized():
         ray.init(address=ray_address or os.environ.get(ADDRESS_ENV))
     DataContext.get_current().enable_progress_bars = False
+    check_backbone_weights(config)
     click.echo(
         f"training run {config.run_name}: {config.scaling.workers} worker(s), "
         f"{config.optimizer.epochs} epochs, checkpoints under {config.storage_uri}",
@@ -65,3 +75,27 @@ def train(
             err=True,
         )
     click.echo(result.learner_uri)
+
+
+def check_backbone_weights(config: TrainingConfig) -> None:
+    """Load a backbone weights file once in a CPU task before training starts: a bad or
+    refused file ends the run here with its one-line reason instead of failing every
+    worker through Ray Train's retries."""
+    if not config.detector.backbone.weights:
+        return
+    import ray
+
+    probe = ray.remote(num_cpus=PROBE_CPUS, num_gpus=0, max_retries=0)(backbone_identity)
+    try:
+        ray.get(probe.remote(config.detector.backbone, config.storage))
+    except ray.exceptions.RayTaskError as exc:
+        if isinstance(exc.cause, Vip2ClipError):
+            raise exc.cause from None
+        raise
+
+
+def backbone_identity(spec: BackboneSpec, storage: StorageConfig) -> str:
+    """The identity of the backbone ``spec`` loads (raises its user error when it cannot)."""
+    from vip2clip.model import load_backbone
+
+    return load_backbone(spec, storage).identity

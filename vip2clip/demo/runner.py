@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 from pydantic import Field
 
 from vip2clip.config import FrozenConfig
-from vip2clip.model import BackboneSpec, DetectorConfig
+from vip2clip.model import BackboneSpec, DetectorConfig, load_backbone, load_learner
 from vip2clip.storage import StorageConfig, filesystem, join, write_bytes
 
 TRAIN_DOMAINS = ("wood", "fabric", "metal", "tiles")
@@ -81,6 +81,7 @@ class DemoResult:
 def run_demo(config: DemoConfig, echo: Echo = print) -> DemoResult:
     """Run every stage; return where things are. Stops the services it started."""
     started = time.monotonic()
+    _check_inputs(config)
     workdir = Path(config.workdir).absolute()
     workdir.mkdir(parents=True, exist_ok=True)
     with _services(config, workdir, echo) as root:
@@ -88,6 +89,15 @@ def run_demo(config: DemoConfig, echo: Echo = print) -> DemoResult:
     elapsed = time.monotonic() - started
     echo(f"demo finished in {elapsed:.0f} s")
     return DemoResult(**{**result.__dict__, "seconds": elapsed})
+
+
+def _check_inputs(config: DemoConfig) -> None:
+    """Read given weights and learner before any service starts: a bad or refused file
+    ends the demo at once with its one-line reason."""
+    if config.backbone.weights:
+        load_backbone(config.backbone)
+    if config.learner:
+        load_learner(config.learner)
 
 
 @contextlib.contextmanager
