@@ -46,9 +46,11 @@ def train(
     print_config: bool,
 ) -> None:
     """Train a learner from CONFIG_FILE (YAML) and --set overrides; print its URI."""
+    from vip2clip.storage import check_uri
     from vip2clip.training.config import load_training_config
 
     config = load_training_config(config_file, overrides)
+    check_uri(config.storage_uri)  # credentials in it: refused before anything prints it
     if print_config:
         click.echo(config.model_dump_json(indent=2))
         return

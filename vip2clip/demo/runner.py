@@ -26,7 +26,7 @@ from pydantic import Field
 
 from vip2clip.config import FrozenConfig
 from vip2clip.model import BackboneSpec, DetectorConfig, load_backbone, load_learner
-from vip2clip.storage import StorageConfig, filesystem, join, write_bytes
+from vip2clip.storage import SafeUri, StorageConfig, filesystem, join, write_bytes
 
 TRAIN_DOMAINS = ("wood", "fabric", "metal", "tiles")
 HELD_OUT_DOMAIN = "pills"
@@ -60,8 +60,8 @@ class DemoConfig(FrozenConfig):
     train_workers: int = Field(default=2, ge=1)
     worker_nodes: int = Field(default=1, ge=0, description="Ray nodes besides the head")
     backbone: BackboneSpec = Field(default_factory=BackboneSpec.tiny)
-    learner: str | None = Field(default=None, description="skip training: use this learner")
-    source: str | None = Field(default=None, description="score these images, not the archive")
+    learner: SafeUri | None = Field(default=None, description="skip training: use this learner")
+    source: SafeUri | None = Field(default=None, description="score these images, not the archive")
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from safetensors.torch import load_file as load_safetensors_file
 from vip2clip.config import FrozenConfig
 from vip2clip.errors import BackboneUnavailableError
 from vip2clip.model.torchscript import is_torchscript_archive, read_torchscript_state_dict
-from vip2clip.storage import StorageConfig, local_copy
+from vip2clip.storage import SafeUri, StorageConfig, local_copy
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 TINY_MODEL = "vip2clip-tiny"
@@ -39,7 +39,7 @@ class BackboneSpec(FrozenConfig):
 
     model: str | None = Field(default=DEFAULT_MODEL, description="open_clip model name")
     pretrained: str | None = Field(default=DEFAULT_PRETRAINED, description="open_clip tag")
-    weights: str | None = Field(default=None, description="local path or s3:// URI of weights")
+    weights: SafeUri | None = Field(default=None, description="local path or s3:// URI of weights")
     quick_gelu: bool = Field(default=True, description="QuickGELU activations (OpenAI CLIP)")
     seed: int = Field(default=0, description="seed of a random initialisation")
 

@@ -22,6 +22,7 @@ from vip2clip.model.fgp import FineGrainedPerception
 from vip2clip.model.maps import gaussian_blur, upsample_patch_grid
 from vip2clip.model.prompts import PromptConfig, PromptLearner, encode_prompts
 from vip2clip.model.vision import ImageTower, VisualFeatures
+from vip2clip.storage import SafeUri
 
 NORMAL, ABNORMAL = 0, 1  # channel order of every 2-way output
 
@@ -30,7 +31,7 @@ class DetectorConfig(FrozenConfig):
     """Everything that defines a detector's outputs, apart from the weights themselves."""
 
     backbone: BackboneSpec = Field(default_factory=BackboneSpec)
-    learner: str | None = Field(default=None, description="learner checkpoint path or URI")
+    learner: SafeUri | None = Field(default=None, description="learner checkpoint path or URI")
     image_size: int = Field(default=DEFAULT_IMAGE_SIZE, ge=14)
     taps: tuple[int, ...] | None = Field(
         default=None, description="1-based blocks to tap; None = quarters of the depth"

@@ -13,7 +13,7 @@ from vip2clip.data.decode import MAX_IMAGE_PIXELS_DEFAULT
 from vip2clip.model import DetectorConfig
 from vip2clip.results.manifest import RUN_ID_PATTERN
 from vip2clip.scoring.source import DEFAULT_PAGE_SIZE
-from vip2clip.storage import StorageConfig, redact_userinfo
+from vip2clip.storage import SafeUri, StorageConfig, redact_userinfo
 from vip2clip.telemetry.push import PushConfig
 
 DEFAULT_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -31,8 +31,8 @@ ScoringMode = Literal["full", "incremental"]
 class ScoringConfig(FrozenConfig):
     """Everything a scoring run needs; secrets never live here (AWS chain on each node)."""
 
-    source: str = Field(description="s3://bucket/prefix, a local folder, or a manifest file")
-    output: str = Field(description="results table root (local folder or s3:// prefix)")
+    source: SafeUri = Field(description="s3://bucket/prefix, a local folder, or a manifest file")
+    output: SafeUri = Field(description="results table root (local folder or s3:// prefix)")
     extensions: tuple[str, ...] = Field(
         default=DEFAULT_EXTENSIONS, description="listing filter (case-insensitive)"
     )
