@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 
 from pydantic import Field
 
-from vip2clip.config import FrozenConfig
+from vip2clip.config import MAX_IMAGE_SIZE, FrozenConfig
 from vip2clip.model import BackboneSpec, DetectorConfig, load_backbone, load_learner
 from vip2clip.storage import SafeUri, StorageConfig, filesystem, join, write_bytes
 
@@ -54,7 +54,7 @@ class DemoConfig(FrozenConfig):
         default="s3", description="s3: embedded S3 endpoint; local: folders under workdir"
     )
     seed: int = 0
-    image_size: int = Field(default=112, ge=32)
+    image_size: int = Field(default=112, ge=32, le=MAX_IMAGE_SIZE)
     archive_count: int = Field(default=120, ge=1)
     epochs: int = Field(default=3, ge=1)
     train_workers: int = Field(default=2, ge=1)

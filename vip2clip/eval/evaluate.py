@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import Field, PositiveInt
 from tqdm import tqdm
 
-from vip2clip.config import FrozenConfig
+from vip2clip.config import BatchSize, FrozenConfig
 from vip2clip.data.datasets import (
     BadEntryError,
     DatasetSpec,
@@ -53,7 +53,7 @@ class EvaluateConfig(FrozenConfig):
     dataset: DatasetSpec
     output: SafeUri | None = Field(default=None, description="folder/prefix for metrics.md/.json")
     storage: StorageConfig = Field(default_factory=StorageConfig)
-    batch_size: int = Field(default=DEFAULT_BATCH_SIZE, ge=1)
+    batch_size: BatchSize = DEFAULT_BATCH_SIZE
     ray_address: str | None = Field(
         default=None, description="score on this Ray cluster ('auto' inside a job); None = here"
     )

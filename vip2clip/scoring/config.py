@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, PositiveInt, field_validator, model_validator
 
-from vip2clip.config import FrozenConfig
+from vip2clip.config import BatchSize, FrozenConfig, Probability
 from vip2clip.data.decode import MAX_IMAGE_PIXELS_DEFAULT
 from vip2clip.model import DetectorConfig
 from vip2clip.results.manifest import RUN_ID_PATTERN
@@ -45,8 +45,8 @@ class ScoringConfig(FrozenConfig):
         default=None, description="default: derived from date, mode, source and detector"
     )
     run_date: date | None = Field(default=None, description="partition date; default: today UTC")
-    batch_size: int = Field(default=8, ge=1, description="images per inference batch")
-    read_batch_size: int = Field(default=16, ge=1, description="objects per read/decode task")
+    batch_size: BatchSize = Field(default=8, description="images per inference batch")
+    read_batch_size: BatchSize = Field(default=16, description="objects per read/decode task")
     num_actors: PositiveInt | Literal["auto"] = Field(
         default="auto",
         description="inference actors (pool maximum); auto: one per GPU, else half the CPUs",
@@ -69,10 +69,10 @@ class ScoringConfig(FrozenConfig):
         ge=0,
         description="bytes reserved per read/decode task (default: from max_pixels)",
     )
-    image_threshold: float | None = Field(
+    image_threshold: Probability | None = Field(
         default=None, description="decision threshold; default: learner metadata, else 0.5"
     )
-    pixel_threshold: float | None = Field(
+    pixel_threshold: Probability | None = Field(
         default=None, description="mask threshold; default: learner metadata, else 0.5"
     )
     listing_page_size: int = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=DEFAULT_PAGE_SIZE)
