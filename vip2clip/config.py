@@ -9,14 +9,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vip2clip.errors import ConfigError
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
+
+# Upper bounds of sizes a config can ask for: far above real use, low enough that a typo
+# fails at validation instead of exhausting a node's memory hours into a night.
+MAX_BATCH_SIZE = 1024  # images (or objects) per batch; ViT-L/14 at 518 px fits ~64 per GPU
+MAX_IMAGE_SIZE = 1024  # px per side; 4x the tokens of the paper's 518 px (ViT-L/14: 73 x 73)
+
+BatchSize = Annotated[int, Field(ge=1, le=MAX_BATCH_SIZE)]
+Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+"""A score or decision threshold: scores are probabilities in [0, 1]."""
 
 
 class FrozenConfig(BaseModel):

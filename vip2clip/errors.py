@@ -50,3 +50,8 @@ class ClusterError(Vip2ClipError):
 
 class QueryError(Vip2ClipError):
     """A SQL query over results is invalid or failed in the query engine."""
+
+
+class CredentialsInUriError(ConfigError):
+    """A URI carries credentials (``scheme://user:secret@host``); they belong in the
+    environment or the AWS credential chain, never in a URI."""

@@ -5,7 +5,10 @@ credentials files, container and instance roles); the S3 endpoint follows
 ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` (S3-compatible stores such as
 MinIO), and every setting can be overridden explicitly in
 :class:`StorageConfig`. Secrets never live in the config: they come from the
-chain on each node, so they never travel in job metadata or task arguments.
+chain on each node, so they never travel in job metadata or task arguments. A URI
+that carries credentials (``s3://KEY:SECRET@bucket/...``) is refused wherever it is
+given (:func:`check_uri`, applied by :func:`filesystem` and by the configs' ``SafeUri``
+fields): written into a URI, a secret would end up in logs, job listings and rows.
 """
 
 from __future__ import annotations
@@ -14,23 +17,85 @@ import hashlib
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import fsspec
 import pyarrow.fs as pafs
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from vip2clip.config import FrozenConfig
-from vip2clip.errors import StorageError
+from vip2clip.errors import CredentialsInUriError, StorageError
 
 S3_SCHEMES = ("s3", "s3a")
+S3_ENDPOINT_ENVS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+CREDENTIALS_HINT = (
+    "use the credential chain instead: S3 keys come from AWS_* environment variables, "
+    "~/.aws files or an instance/pod role, other secrets from the environment"
+)
+_SCHEME_PREFIX = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://")
+_AUTHORITY_END = re.compile(r"[/?#]")
+
+
+def has_userinfo(uri: str) -> bool:
+    """Whether ``uri`` carries credentials before its host (``scheme://user:secret@host``).
+
+    A password with a ``/`` in it (AWS secret keys have them) ends a URL parser's
+    authority early; a non-numeric "port" followed by an ``@`` catches that form too.
+
+    >>> has_userinfo("s3://AKIA:abc/def@bucket/x.png"), has_userinfo("s3://bucket/img@2x.png")
+    (True, False)
+    """
+    text = uri.strip()
+    if not _SCHEME_PREFIX.match(text):
+        return False
+    rest = text.split("://", 1)[1]
+    authority = _AUTHORITY_END.split(rest, maxsplit=1)[0]
+    if "@" in authority:
+        return True
+    port = authority.rpartition(":")[2] if ":" in authority else ""
+    return ":" in authority and not port.isdigit() and "@" in rest
+
+
+def hide_userinfo(uri: str) -> str:
+    """``uri`` with everything between ``://`` and its last ``@`` hidden (for messages).
+
+    >>> hide_userinfo("s3://KEY:SECRET@bucket/in")
+    's3://***@bucket/in'
+    """
+    if not has_userinfo(uri):
+        return uri
+    scheme, rest = uri.strip().split("://", 1)
+    return f"{scheme}://***@{rest.rpartition('@')[2]}"
+
+
+def check_uri(uri: str) -> str:
+    """Return ``uri`` unchanged, or raise :class:`CredentialsInUriError` when it carries
+    credentials (the message never contains them)."""
+    if has_userinfo(uri):
+        raise CredentialsInUriError(
+            f"{hide_userinfo(uri)}: credentials in a URI are refused; {CREDENTIALS_HINT}"
+        )
+    return uri
+
+
+def _no_credentials(uri: str | None) -> str | None:
+    if uri is not None and has_userinfo(uri):
+        # pydantic reports this message, never the value (see vip2clip.config.load_config)
+        raise ValueError(
+            f"{hide_userinfo(uri)}: credentials in a URI are refused; {CREDENTIALS_HINT}"
+        )
+    return uri
+
+
+SafeUri = Annotated[str, AfterValidator(_no_credentials)]
+"""A local path or URI of a config; one that carries credentials is refused."""
 DEFAULT_CACHE_DIR = Path(os.environ.get("VIP2CLIP_CACHE_DIR", Path.home() / ".cache" / "vip2clip"))
 
 
 class StorageConfig(FrozenConfig):
     """Object-store settings that are safe to log (no secrets)."""
 
-    endpoint_url: str | None = Field(
+    endpoint_url: SafeUri | None = Field(
         default=None, description="S3-compatible endpoint; default: AWS_ENDPOINT_URL(_S3)"
     )
     region: str | None = Field(default=None, description="default: the AWS chain's region")
@@ -47,8 +112,12 @@ def is_remote(uri: str) -> bool:
 def filesystem(
     uri: str, storage: StorageConfig | None = None
 ) -> tuple[fsspec.AbstractFileSystem, str]:
-    """Return the fsspec filesystem serving ``uri`` and the path inside it."""
+    """Return the fsspec filesystem serving ``uri`` and the path inside it.
+
+    Raises :class:`CredentialsInUriError` for a URI that carries credentials.
+    """
     storage = storage or StorageConfig()
+    check_uri(uri)
     scheme = _scheme(uri)
     if scheme in S3_SCHEMES:
         return _s3_filesystem(storage), uri.split("://", 1)[1].rstrip("/")
@@ -141,7 +210,9 @@ def local_copy(
     return target
 
 
-_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
+# user@ or user:password@ after a scheme; a password may hold "/" (AWS secret keys do), so
+# after a ":" everything up to the token's last "@" is hidden.
+_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?:[^\s/@:]*:[^\s]*@|[^\s/@]+@)")
 
 
 def redact_userinfo(text: str) -> str:
@@ -149,8 +220,21 @@ def redact_userinfo(text: str) -> str:
 
     >>> redact_userinfo("http://user:pw@gateway:9091/x")
     'http://***@gateway:9091/x'
+    >>> redact_userinfo("s3://AKIA:abc/def@bucket/in and s3://bucket/img@2x.png")
+    's3://***@bucket/in and s3://bucket/img@2x.png'
     """
     return _USERINFO.sub(r"\g<scheme>***@", text)
+
+
+def s3_endpoint(storage: StorageConfig) -> str | None:
+    """The S3 endpoint to use: the config's, else ``AWS_ENDPOINT_URL(_S3)``, else AWS's.
+
+    Raises :class:`CredentialsInUriError` for an endpoint that carries credentials.
+    """
+    endpoint = storage.endpoint_url or next(
+        (os.environ[name] for name in S3_ENDPOINT_ENVS if os.environ.get(name)), None
+    )
+    return check_uri(endpoint) if endpoint else None
 
 
 def _scheme(uri: str) -> str:
@@ -159,11 +243,7 @@ def _scheme(uri: str) -> str:
 
 def _s3_filesystem(storage: StorageConfig) -> fsspec.AbstractFileSystem:
     client_kwargs: dict[str, Any] = {}
-    endpoint = (
-        storage.endpoint_url
-        or os.environ.get("AWS_ENDPOINT_URL_S3")
-        or os.environ.get("AWS_ENDPOINT_URL")
-    )
+    endpoint = s3_endpoint(storage)
     if endpoint:
         client_kwargs["endpoint_url"] = endpoint
     if storage.region:

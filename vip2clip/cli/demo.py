@@ -35,8 +35,8 @@ def demo(
     image_size: int | None,
 ) -> None:
     """Run everything offline on this machine: Ray cluster, S3, training, scoring, SQL, report."""
+    from vip2clip.config import load_config
     from vip2clip.demo import DemoConfig, run_demo
-    from vip2clip.model import BackboneSpec
     from vip2clip.model.constants import DEFAULT_IMAGE_SIZE
 
     settings: dict[str, object] = {
@@ -49,13 +49,16 @@ def demo(
         "source": source,
     }
     if backbone_weights:
-        settings["backbone"] = BackboneSpec(
-            model=backbone_model, pretrained=None, weights=backbone_weights
-        )
+        settings["backbone"] = {
+            "model": backbone_model,
+            "pretrained": None,
+            "weights": backbone_weights,
+        }
         settings["image_size"] = image_size or DEFAULT_IMAGE_SIZE
     elif image_size:
         settings["image_size"] = image_size
-    result = run_demo(DemoConfig.model_validate(settings), echo=click.echo)
+    # load_config reports an invalid setting in one line, without echoing its value
+    result = run_demo(load_config(DemoConfig, base=settings), echo=click.echo)
     click.echo(
         f"\nDone. learner: {result.learner_uri}\n      report:  {result.report_path}\n"
         f"      results: table {result.table} in {result.pyiceberg_home} (run {result.run_id}: "

@@ -46,12 +46,13 @@ def report(
     from vip2clip.query import open_results
     from vip2clip.report import write_report
     from vip2clip.results import check_identifier, check_run_id
-    from vip2clip.storage import StorageConfig
+    from vip2clip.storage import StorageConfig, check_uri
 
     check_identifier(table)
     if run_id is not None:
         check_run_id(run_id)
     storage = StorageConfig(endpoint_url=endpoint_url)
+    check_uri(output)  # before any work: a URI with credentials is refused, never echoed
     results = open_results(table, catalog)
     data = write_report(output, results, run_id, top=top, max_errors=max_errors, storage=storage)
     run, counts = data.run, data.counts

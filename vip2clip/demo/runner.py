@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 import yaml
 from pydantic import Field
 
-from vip2clip.config import FrozenConfig
-from vip2clip.model import BackboneSpec, DetectorConfig
+from vip2clip.config import MAX_IMAGE_SIZE, FrozenConfig
+from vip2clip.model import BackboneSpec, DetectorConfig, load_backbone, load_learner
 from vip2clip.results import TableRef, resolve_catalog
-from vip2clip.storage import StorageConfig, join, write_bytes
+from vip2clip.storage import SafeUri, StorageConfig, join, write_bytes
 
 TRAIN_DOMAINS = ("wood", "fabric", "metal", "tiles")
 HELD_OUT_DOMAIN = "pills"
@@ -61,14 +61,14 @@ class DemoConfig(FrozenConfig):
         default="s3", description="s3: embedded S3 endpoint; local: folders under workdir"
     )
     seed: int = 0
-    image_size: int = Field(default=112, ge=32)
+    image_size: int = Field(default=112, ge=32, le=MAX_IMAGE_SIZE)
     archive_count: int = Field(default=120, ge=1)
     epochs: int = Field(default=3, ge=1)
     train_workers: int = Field(default=2, ge=1)
     worker_nodes: int = Field(default=1, ge=0, description="Ray nodes besides the head")
     backbone: BackboneSpec = Field(default_factory=BackboneSpec.tiny)
-    learner: str | None = Field(default=None, description="skip training: use this learner")
-    source: str | None = Field(default=None, description="score these images, not the archive")
+    learner: SafeUri | None = Field(default=None, description="skip training: use this learner")
+    source: SafeUri | None = Field(default=None, description="score these images, not the archive")
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,7 @@ class DemoResult:
 def run_demo(config: DemoConfig, echo: Echo = print) -> DemoResult:
     """Run every stage; return where things are. Stops the services it started."""
     started = time.monotonic()
+    _check_inputs(config)
     workdir = Path(config.workdir).absolute()
     workdir.mkdir(parents=True, exist_ok=True)
     with _services(config, workdir, echo) as root:
@@ -95,6 +96,15 @@ def run_demo(config: DemoConfig, echo: Echo = print) -> DemoResult:
     elapsed = time.monotonic() - started
     echo(f"demo finished in {elapsed:.0f} s")
     return DemoResult(**{**result.__dict__, "seconds": elapsed})
+
+
+def _check_inputs(config: DemoConfig) -> None:
+    """Read given weights and learner before any service starts: a bad or refused file
+    ends the demo at once with its one-line reason."""
+    if config.backbone.weights:
+        load_backbone(config.backbone)
+    if config.learner:
+        load_learner(config.learner)
 
 
 @contextlib.contextmanager

@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import Field, PositiveInt
 from tqdm import tqdm
 
-from vip2clip.config import FrozenConfig
+from vip2clip.config import BatchSize, FrozenConfig
 from vip2clip.data.datasets import (
     BadEntryError,
     DatasetSpec,
@@ -36,7 +36,7 @@ from vip2clip.eval.thresholds import write_thresholds
 from vip2clip.model.detector import DetectorConfig
 from vip2clip.ops.connect import connect_ray
 from vip2clip.scoring.sizing import plan_actors
-from vip2clip.storage import StorageConfig
+from vip2clip.storage import SafeUri, StorageConfig
 
 if TYPE_CHECKING:
     from vip2clip.model import Detector
@@ -51,9 +51,9 @@ class EvaluateConfig(FrozenConfig):
 
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
     dataset: DatasetSpec
-    output: str | None = Field(default=None, description="folder/prefix for metrics.md/.json")
+    output: SafeUri | None = Field(default=None, description="folder/prefix for metrics.md/.json")
     storage: StorageConfig = Field(default_factory=StorageConfig)
-    batch_size: int = Field(default=DEFAULT_BATCH_SIZE, ge=1)
+    batch_size: BatchSize = DEFAULT_BATCH_SIZE
     ray_address: str | None = Field(
         default=None, description="score on this Ray cluster ('auto' inside a job); None = here"
     )

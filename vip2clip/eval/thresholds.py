@@ -20,7 +20,8 @@ def write_thresholds(
     """Write ``thresholds.image`` / ``thresholds.pixel`` into the checkpoint's metadata.
 
     Raises :class:`~vip2clip.errors.ConfigError` when there is no learner checkpoint or a
-    threshold is undefined (e.g. the dataset has no anomalous image or pixel).
+    threshold is undefined (e.g. the dataset has no anomalous image or pixel) or outside
+    the [0, 1] range of scores.
     """
     if not learner_uri:
         raise ConfigError(
@@ -32,6 +33,12 @@ def write_thresholds(
             "cannot write thresholds: F1-max is undefined on this dataset "
             "(it needs anomalous images with non-empty masks)"
         )
+    for name, value in (("image", thresholds.image), ("pixel", thresholds.pixel)):
+        if not 0.0 <= value <= 1.0:
+            raise ConfigError(
+                f"cannot write thresholds: the {name} threshold {value:.6g} is outside the "
+                "[0, 1] range of scores"
+            )
     return update_metadata(
         learner_uri,
         storage,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,10 +19,12 @@ import open_clip
 import torch
 from open_clip.model import build_model_from_openai_state_dict
 from pydantic import Field, model_validator
+from safetensors.torch import load_file as load_safetensors_file
 
 from vip2clip.config import FrozenConfig
 from vip2clip.errors import BackboneUnavailableError
-from vip2clip.storage import StorageConfig, local_copy
+from vip2clip.model.torchscript import is_torchscript_archive, read_torchscript_state_dict
+from vip2clip.storage import SafeUri, StorageConfig, local_copy
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 TINY_MODEL = "vip2clip-tiny"
@@ -38,7 +39,7 @@ class BackboneSpec(FrozenConfig):
 
     model: str | None = Field(default=DEFAULT_MODEL, description="open_clip model name")
     pretrained: str | None = Field(default=DEFAULT_PRETRAINED, description="open_clip tag")
-    weights: str | None = Field(default=None, description="local path or s3:// URI of weights")
+    weights: SafeUri | None = Field(default=None, description="local path or s3:// URI of weights")
     quick_gelu: bool = Field(default=True, description="QuickGELU activations (OpenAI CLIP)")
     seed: int = Field(default=0, description="seed of a random initialisation")
 
@@ -172,7 +173,7 @@ def _from_file(spec: BackboneSpec, storage: StorageConfig | None) -> tuple[Any, 
             clip = open_clip.create_model(
                 spec.model, pretrained=None, force_quick_gelu=spec.quick_gelu
             )
-            clip.load_state_dict(state_dict, strict=True)
+            clip.load_state_dict(_weights_only(state_dict), strict=True)
         else:
             clip = _build_from_openai_state_dict(state_dict, spec.quick_gelu)
     except (KeyError, RuntimeError, ValueError) as exc:
@@ -185,7 +186,7 @@ def _from_file(spec: BackboneSpec, storage: StorageConfig | None) -> tuple[Any, 
 def _build_from_openai_state_dict(state_dict: dict[str, torch.Tensor], quick_gelu: bool) -> Any:
     # open_clip infers the architecture from the shapes but rounds weights to fp16 before
     # loading them; loading the same dict again after .float() keeps full fp32 values.
-    weights = {k: v for k, v in state_dict.items() if k not in _OPENAI_EXTRA_KEYS}
+    weights = _weights_only(state_dict)
     clip = build_model_from_openai_state_dict(
         dict(weights), quick_gelu=quick_gelu, cast_dtype=torch.float32
     )
@@ -194,21 +195,26 @@ def _build_from_openai_state_dict(state_dict: dict[str, torch.Tensor], quick_gel
     return clip
 
 
-_OPENAI_EXTRA_KEYS = ("input_resolution", "context_length", "vocab_size")
+# Entries of OpenAI's TorchScript releases that are not weights (open_clip reads them from
+# the shapes), and the text tower's causal mask, which open_clip rebuilds (a non-persistent
+# buffer) but a TorchScript archive stores like any other buffer.
+_NOT_WEIGHTS = ("input_resolution", "context_length", "vocab_size", "attn_mask")
+
+
+def _weights_only(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in state_dict.items() if k not in _NOT_WEIGHTS}
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Read CLIP weights without unpickling code: TorchScript archive, safetensors, or a
-    ``torch.save`` state dict read with ``weights_only=True``."""
+    """Read CLIP weights without running code from the file: a TorchScript archive (read as
+    data, see :mod:`vip2clip.model.torchscript`), safetensors, or a ``torch.save`` state dict
+    read with ``weights_only=True``."""
+    if is_torchscript_archive(path):
+        return read_torchscript_state_dict(path)
     try:
         if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            return load_file(str(path))
-        if _is_torchscript(path):
-            archive = torch.jit.load(str(path), map_location="cpu")
-            return {k: v.detach().clone() for k, v in archive.state_dict().items()}
-    except Exception as exc:  # corrupt archives raise many library-specific types
+            return load_safetensors_file(str(path))
+    except Exception as exc:  # corrupt files raise many library-specific types
         raise BackboneUnavailableError(
             f"{path} is not a readable weights file: {type(exc).__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else ''}"
@@ -224,13 +230,6 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not isinstance(loaded, dict):
         raise BackboneUnavailableError(f"{path} does not hold a state dict")
     return {_strip_module(k): v for k, v in loaded.items() if isinstance(v, torch.Tensor)}
-
-
-def _is_torchscript(path: Path) -> bool:
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as archive:
-        return any(name.split("/")[1:2] == ["code"] for name in archive.namelist())
 
 
 def _strip_module(key: str) -> str:

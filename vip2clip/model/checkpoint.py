@@ -13,14 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pydantic import Field
+from pydantic import Field, ValidationError
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
-from vip2clip.config import FrozenConfig
+from vip2clip.config import MAX_IMAGE_SIZE, FrozenConfig, Probability
 from vip2clip.errors import CheckpointError
 from vip2clip.model.prompts import PromptConfig
+from vip2clip.model.torchscript import is_torchscript_archive
 from vip2clip.storage import StorageConfig, local_copy, write_bytes
 
 FORMAT = "vip2clip-learner"
@@ -59,12 +60,12 @@ class LearnerMetadata(FrozenConfig):
     format_version: int = FORMAT_VERSION
     prompts: PromptConfig = Field(default_factory=PromptConfig)
     taps: tuple[int, ...] | None = None
-    image_size: int | None = None
+    image_size: int | None = Field(default=None, ge=1, le=MAX_IMAGE_SIZE)
     embed_dim: int | None = None
     text_width: int | None = None
     backbone: str | None = Field(default=None, description="backbone identity (name + hash)")
-    image_threshold: float | None = None
-    pixel_threshold: float | None = None
+    image_threshold: Probability | None = None
+    pixel_threshold: Probability | None = None
     source: str = "vip2clip"
     created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     training: dict[str, Any] = Field(default_factory=dict)
@@ -89,6 +90,11 @@ def load_learner(
     path = local_copy(uri, storage)
     if _looks_like_safetensors(path):
         return _read_safetensors(path, uri)
+    if is_torchscript_archive(path):
+        raise CheckpointError(
+            f"{uri} is a TorchScript archive, not a learner checkpoint: refused unread "
+            "(learners are vip2clip .safetensors files or official ViP²-CLIP .pth state dicts)"
+        )
     return import_official(path)
 
 
@@ -160,7 +166,10 @@ def _read_safetensors(path: Path, uri: str) -> tuple[dict[str, torch.Tensor], Le
     raw = (header.get("__metadata__") or {}).get(METADATA_KEY)
     if raw is None:
         raise CheckpointError(f"{uri} has no vip2clip metadata; is it a learner checkpoint?")
-    metadata = LearnerMetadata.model_validate_json(raw)
+    try:
+        metadata = LearnerMetadata.model_validate_json(raw)
+    except ValidationError as exc:
+        raise CheckpointError(f"{uri} has invalid metadata: {_first_error(exc)}") from None
     if metadata.format != FORMAT or metadata.format_version > FORMAT_VERSION:
         raise CheckpointError(
             f"{uri} is format {metadata.format} v{metadata.format_version}; this vip2clip reads "
@@ -177,8 +186,17 @@ def update_metadata(
     An imported official checkpoint is written back in our safetensors format.
     """
     state, metadata = load_learner(uri, storage)
-    updated = LearnerMetadata.model_validate({**metadata.model_dump(), **changes})
+    try:
+        updated = LearnerMetadata.model_validate({**metadata.model_dump(), **changes})
+    except ValidationError as exc:
+        raise CheckpointError(f"cannot update {uri}: {_first_error(exc)}") from None
     tensors = {name: tensor.contiguous() for name, tensor in state.items()}
     blob = save_safetensors_bytes(tensors, metadata={METADATA_KEY: updated.model_dump_json()})
     write_bytes(uri, blob, storage)
     return updated
+
+
+def _first_error(exc: ValidationError) -> str:
+    """Where and what, without the offending value (it comes from a file)."""
+    first = exc.errors()[0]
+    return f"{'.'.join(str(p) for p in first['loc']) or '<root>'}: {first['msg']}"

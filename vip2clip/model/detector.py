@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from vip2clip.config import FrozenConfig
+from vip2clip.config import MAX_IMAGE_SIZE, FrozenConfig
 from vip2clip.model.backbone import Backbone, BackboneSpec
 from vip2clip.model.constants import (
     DEFAULT_IMAGE_SIZE,
@@ -22,16 +22,20 @@ from vip2clip.model.fgp import FineGrainedPerception
 from vip2clip.model.maps import gaussian_blur, upsample_patch_grid
 from vip2clip.model.prompts import PromptConfig, PromptLearner, encode_prompts
 from vip2clip.model.vision import ImageTower, VisualFeatures
+from vip2clip.storage import SafeUri
 
 NORMAL, ABNORMAL = 0, 1  # channel order of every 2-way output
+MIN_IMAGE_SIZE = 14  # one ViT-L/14 patch
 
 
 class DetectorConfig(FrozenConfig):
     """Everything that defines a detector's outputs, apart from the weights themselves."""
 
     backbone: BackboneSpec = Field(default_factory=BackboneSpec)
-    learner: str | None = Field(default=None, description="learner checkpoint path or URI")
-    image_size: int = Field(default=DEFAULT_IMAGE_SIZE, ge=14)
+    learner: SafeUri | None = Field(default=None, description="learner checkpoint path or URI")
+    image_size: int = Field(
+        default=DEFAULT_IMAGE_SIZE, ge=MIN_IMAGE_SIZE, le=MAX_IMAGE_SIZE, description="px per side"
+    )
     taps: tuple[int, ...] | None = Field(
         default=None, description="1-based blocks to tap; None = quarters of the depth"
     )

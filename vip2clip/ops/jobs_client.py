@@ -18,6 +18,7 @@ from typing import Any
 
 from vip2clip.errors import ClusterError
 from vip2clip.ops.auth import TOKEN_SOURCES_HINT, ResolvedToken, redact, resolve_token
+from vip2clip.storage import check_uri, hide_userinfo
 
 ADDRESS_ENV = "RAY_ADDRESS"
 DEFAULT_DASHBOARD_PORT = 8265  # Ray's default dashboard / Jobs API port
@@ -68,7 +69,8 @@ def dashboard_url(address: str | None) -> str:
     """Normalise ``--address`` / ``$RAY_ADDRESS`` to the Jobs API's HTTP URL.
 
     ``host`` or ``host:port`` become ``http://host:port`` (default port 8265);
-    ``http(s)://...`` is kept. A ``ray://`` or GCS address is refused with a hint.
+    ``http(s)://...`` is kept. A ``ray://`` or GCS address is refused with a hint, and
+    so is one that carries credentials (``http://user:secret@host``).
     """
     raw = (address or os.environ.get(ADDRESS_ENV, "")).strip().rstrip("/")
     if not raw:
@@ -77,14 +79,15 @@ def dashboard_url(address: str | None) -> str:
             f"or set {ADDRESS_ENV}"
         )
     if raw.startswith(("http://", "https://")):
-        return raw
+        return check_uri(raw)
     if "://" in raw:
         raise ClusterError(
-            f"address {raw!r} is not the Jobs API: use the dashboard URL "
+            f"address {hide_userinfo(raw)!r} is not the Jobs API: use the dashboard URL "
             f"http://HOST:{DEFAULT_DASHBOARD_PORT}"
         )
     host, sep, port = raw.partition(":")
-    return f"http://{host}:{port if sep else DEFAULT_DASHBOARD_PORT}"
+    # the token comes from Ray's token sources, never from the address (check_uri)
+    return check_uri(f"http://{host}:{port if sep else DEFAULT_DASHBOARD_PORT}")
 
 
 class JobsClient:

@@ -22,7 +22,8 @@ from typing import Any
 from pydantic import Field
 
 from vip2clip.config import FrozenConfig, load_config
-from vip2clip.errors import ConfigError
+from vip2clip.errors import ConfigError, CredentialsInUriError
+from vip2clip.storage import CREDENTIALS_HINT, has_userinfo
 
 JOB_KINDS = ("train", "score", "evaluate")
 JOBS_DIR = "jobs"
@@ -49,19 +50,32 @@ DEFAULT_EXCLUDES: tuple[str, ...] = (
     "*.pth",
 )
 
-# Names that must never be shipped in a job's env_vars (credentials, tokens): any
-# underscore-separated word below, e.g. AWS_SESSION_TOKEN, DB_PASSWORD, HF_TOKEN.
+# Names that look like credentials, as underscore-separated words of an env var or of a
+# config key (AWS_SESSION_TOKEN, DB_PASSWORD, HF_TOKEN, MY_CREDS, SMTP_PWD, API_KEY,
+# storage.secret_key): never shipped in a job's env_vars or arguments.
 SECRET_NAME = re.compile(
-    r"(^|_)(SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIALS?|PRIVATE|ACCESS_KEY(_ID)?|API_KEY|APIKEY)"
-    r"(_|$)",
+    r"(^|_)(SECRETS?|TOKENS?|PASSWORDS?|PASSWD|CREDS?|CREDENTIALS?|AUTH|KEYS?|APIKEY|"
+    r"ACCESSKEY|SECRETKEY|PRIVATE|SESSION)(_|$)|_PWD(_|$)",
     re.I,
 )
+# Names the pattern catches that are settings, not secrets.
+NOT_SECRET_NAMES = frozenset({"RAY_AUTH_MODE"})
 # Values whose presence in a runtime env would leak a secret of this process.
 SECRET_ENV_VALUES = (
     "RAY_AUTH_TOKEN",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_ACCESS_KEY_ID",
     "AWS_SESSION_TOKEN",
+)
+# Shorter values of secret-named variables ("1", "true") would match everywhere.
+MIN_SECRET_VALUE_CHARS = 8
+# Values that are credentials whatever their name: AWS access key ids, PEM private keys.
+SECRET_VALUE = re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{16}\b|-----BEGIN [A-Z ]*PRIVATE KEY-----")
+SET_OPTION = "--set"
+_URI = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s\"'<>]+")
+_SECRET_HINT = (
+    "jobs get credentials from the node environment (instance role / Kubernetes Secret) "
+    "and the AWS credential chain, never from their arguments or runtime env"
 )
 
 
@@ -122,19 +136,75 @@ def build_runtime_env(
 
 def check_no_secrets(env_vars: Mapping[str, str], environ: Mapping[str, str]) -> None:
     """Refuse env vars that are, or contain, credentials (by name or by value)."""
-    secret_values = {environ[name] for name in SECRET_ENV_VALUES if environ.get(name)}
+    secrets = secret_values(environ)
     for name, value in env_vars.items():
-        if SECRET_NAME.search(name):
-            raise ConfigError(
-                f"env var {name} looks like a secret; jobs must get credentials from the "
-                "node environment (instance role / Kubernetes Secret), not the runtime env"
+        if is_secret_name(name):
+            raise ConfigError(f"env var {name} looks like a secret; {_SECRET_HINT}")
+        if _carries_secret(value, secrets):
+            raise ConfigError(f"env var {name} carries a credential; refusing ({_SECRET_HINT})")
+
+
+def check_job_args(args: Sequence[str], environ: Mapping[str, str]) -> None:
+    """Refuse job arguments that carry credentials: they would be stored in the job's
+    entrypoint, shown by ``vip2clip jobs list``, the Jobs API and Ray's driver logs.
+
+    Refused: a URI with ``user:secret@``, a ``--set`` key that names a secret, a value that
+    is a credential (AWS key id, PEM private key) or the value of one of this shell's
+    secret-named variables. Messages name the argument's position, never its value.
+    """
+    secrets = secret_values(environ)
+    for position, arg in enumerate(args, start=1):
+        if any(has_userinfo(uri) for uri in _URI.findall(arg)):
+            raise CredentialsInUriError(
+                f"job argument {position} holds a URI with credentials; {CREDENTIALS_HINT}"
             )
-        if any(secret in value for secret in secret_values):
-            raise ConfigError(f"env var {name} carries a credential of this shell; refusing")
+        if _carries_secret(arg, secrets):
+            raise ConfigError(f"job argument {position} carries a credential; {_SECRET_HINT}")
+        key = _override_key(args, position - 1)
+        if key is not None and any(is_secret_name(part) for part in key.split(".")):
+            raise ConfigError(f"--set {key} looks like a secret; {_SECRET_HINT}")
 
 
-def entrypoint_for(kind: str, args: Sequence[str], project_root: Path) -> str:
-    """Shell command that runs job ``kind`` (or a project script ``*.py``) with ``args``."""
+def is_secret_name(name: str) -> bool:
+    """Whether an env var or config key name looks like it holds a credential."""
+    return name.upper() not in NOT_SECRET_NAMES and SECRET_NAME.search(name) is not None
+
+
+def secret_values(environ: Mapping[str, str]) -> set[str]:
+    """This process's credentials: known secret variables and any secret-named one."""
+    named = {
+        value
+        for name, value in environ.items()
+        if is_secret_name(name) and len(value) >= MIN_SECRET_VALUE_CHARS
+    }
+    return named | {environ[name] for name in SECRET_ENV_VALUES if environ.get(name)}
+
+
+def _carries_secret(value: str, secrets: set[str]) -> bool:
+    return SECRET_VALUE.search(value) is not None or any(s in value for s in secrets)
+
+
+def _override_key(args: Sequence[str], index: int) -> str | None:
+    """The key of a ``--set KEY=VALUE`` (or ``--set=KEY=VALUE``) at ``args[index]``."""
+    arg = args[index]
+    if arg.startswith(SET_OPTION + "="):
+        return arg[len(SET_OPTION) + 1 :].partition("=")[0].strip()
+    if index > 0 and args[index - 1] == SET_OPTION:
+        return arg.partition("=")[0].strip()
+    return None
+
+
+def entrypoint_for(
+    kind: str,
+    args: Sequence[str],
+    project_root: Path,
+    environ: Mapping[str, str] | None = None,
+) -> str:
+    """Shell command that runs job ``kind`` (or a project script ``*.py``) with ``args``.
+
+    Raises :class:`ConfigError` when an argument carries a credential (:func:`check_job_args`).
+    """
+    check_job_args(args, os.environ if environ is None else environ)
     script = job_script(kind, project_root)
     return shlex.join([PYTHON, script.as_posix(), *args])
 

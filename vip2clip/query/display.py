@@ -1,9 +1,10 @@
 """Render query rows as a plain-text table for a terminal.
 
 Cells are made safe for a terminal: control characters (including ANSI escape
-sequences an object key could carry) are shown as ``\\xNN`` instead of being
-sent to the screen, binary values (``mask_png``) are elided to their size, and
-long values are shortened.
+sequences an object key could carry) are shown as ``\\xNN``, and invisible format
+characters (right-to-left override U+202E, zero-width U+200B, line separators ...) as
+``\\uNNNN``, instead of being sent to the screen; binary values (``mask_png``) are
+elided to their size, and long values are shortened.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +25,9 @@ ELLIPSIS = "…"
 NULL_TEXT = "NULL"
 FLOAT_DIGITS = 6  # significant digits of floats
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Unicode categories a terminal renders invisibly or that reorder/break the table:
+# format (Cf: bidi overrides, zero-width), line/paragraph separators, surrogates, private use.
+_HIDDEN_CATEGORIES = frozenset({"Cf", "Zl", "Zp", "Cs", "Co"})
 _COLUMN_GAP = "  "
 
 
@@ -72,10 +77,28 @@ def format_cell(value: Any) -> str:
         text = value.isoformat(sep=" ")
     else:
         text = str(value)
-    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    text = _visible(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text))
     if len(text) > MAX_CELL_CHARS:
         text = text[: MAX_CELL_CHARS - 1] + ELLIPSIS
     return text
+
+
+def _visible(text: str) -> str:
+    r"""``text`` with every invisible or reordering character written as an escape.
+
+    >>> _visible("evil\u202egnp.exe")
+    'evil\\u202egnp.exe'
+    """
+    if text.isascii():
+        return text
+    return "".join(
+        _escape(char) if unicodedata.category(char) in _HIDDEN_CATEGORIES else char for char in text
+    )
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def _aligned(rows: Sequence[Sequence[str]]) -> Iterable[str]:

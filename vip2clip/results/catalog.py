@@ -27,7 +27,7 @@ from pyiceberg.io import S3_RETRY_STRATEGY_IMPL
 from pyiceberg.utils.config import Config
 
 from vip2clip.errors import ConfigError, StorageError
-from vip2clip.storage import StorageConfig, redact_userinfo
+from vip2clip.storage import StorageConfig, check_uri, redact_userinfo
 
 HOME_ENV = "VIP2CLIP_HOME"
 DEFAULT_HOME = Path.home() / ".local" / "share" / "vip2clip"
@@ -37,6 +37,7 @@ EMBEDDED_DB = "catalog.db"
 EMBEDDED_WAREHOUSE = "warehouse"
 # Property keys whose values must never leave the driver (or reach a log).
 _SECRET_KEY = re.compile(r"secret|password|passwd|token|credential|key-id|session|auth", re.I)
+CATALOG_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _USERINFO = re.compile(r"://[^/@\s]+@")
 
 
@@ -99,14 +100,26 @@ def resolve_catalog(name: str | None = None) -> CatalogSpec:
         if _configured(default) is None and not config.config.get(DEFAULT_CATALOG_KEY):
             return _embedded_spec()
         name = default  # configured, or named as the default: then it must be configured
+    check_catalog_name(name)
     configured = _configured(name)
     if configured is None:
+        shown = redact_userinfo(name)
         raise ConfigError(
-            f"Iceberg catalog {name!r} is not configured: define it in .pyiceberg.yaml or "
-            f"with PYICEBERG_CATALOG__{name.upper()}__* variables (omit --catalog for the "
+            f"Iceberg catalog {shown!r} is not configured: define it in .pyiceberg.yaml or "
+            f"with PYICEBERG_CATALOG__{shown.upper()}__* variables (omit --catalog for the "
             "embedded default)"
         )
     return CatalogSpec(name=name, properties=shareable(configured))
+
+
+def check_catalog_name(name: str) -> str:
+    """Return ``name`` if it can name a pyiceberg catalog (never echoing credentials)."""
+    check_uri(name)  # a URI with credentials given as a name: refused, never echoed
+    if not CATALOG_NAME_PATTERN.fullmatch(name):
+        raise ConfigError(
+            f"catalog name {redact_userinfo(name)!r} is invalid: use letters, digits, '_' or '-'"
+        )
+    return name
 
 
 def shareable(properties: dict[str, Any]) -> dict[str, str]:

@@ -60,6 +60,7 @@ from vip2clip.results.schema import (
     SORT_ORDER,
     check_run_id,
 )
+from vip2clip.storage import check_uri, redact_userinfo
 
 logger = logging.getLogger(__name__)
 
@@ -129,9 +130,11 @@ class SnapshotInfo:
 
 def check_identifier(identifier: str) -> str:
     """Return ``identifier`` if it is ``namespace.table`` (letters, digits, ``_``)."""
+    check_uri(identifier)  # a URI with credentials where a table belongs: refused, never echoed
     if not IDENTIFIER_PATTERN.fullmatch(identifier):
         raise ConfigError(
-            f"table {identifier!r} is not an Iceberg identifier of the form namespace.table "
+            f"table {redact_userinfo(identifier)!r} is not an Iceberg identifier of the form "
+            "namespace.table "
             "(letters, digits and '_', starting with a letter)"
         )
     return identifier

@@ -8,15 +8,16 @@ from typing import Literal
 
 from pydantic import Field, PositiveInt, field_validator, model_validator
 
-from vip2clip.config import FrozenConfig
+from vip2clip.config import BatchSize, FrozenConfig, Probability
 from vip2clip.data.decode import MAX_IMAGE_PIXELS_DEFAULT
 from vip2clip.errors import ConfigError
 from vip2clip.model import DetectorConfig
+from vip2clip.results.catalog import check_catalog_name
 from vip2clip.results.schema import RUN_ID_PATTERN
 from vip2clip.results.table import check_identifier
 from vip2clip.scoring.reads import MAX_OBJECT_BYTES_DEFAULT
 from vip2clip.scoring.source import DEFAULT_PAGE_SIZE
-from vip2clip.storage import StorageConfig, redact_userinfo
+from vip2clip.storage import SafeUri, StorageConfig, redact_userinfo
 from vip2clip.telemetry.push import PushConfig
 
 DEFAULT_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -43,7 +44,7 @@ ScoringMode = Literal["full", "incremental"]
 class ScoringConfig(FrozenConfig):
     """Everything a scoring run needs; secrets never live here (AWS chain on each node)."""
 
-    source: str = Field(description="s3://bucket/prefix, a local folder, or a manifest file")
+    source: SafeUri = Field(description="s3://bucket/prefix, a local folder, or a manifest file")
     table: str = Field(description="results table, an Iceberg identifier namespace.table")
     catalog: str | None = Field(
         default=None,
@@ -70,8 +71,8 @@ class ScoringConfig(FrozenConfig):
         default=None, description="default: derived from date, mode, source and detector"
     )
     run_date: date | None = Field(default=None, description="partition date; default: today UTC")
-    batch_size: int = Field(default=8, ge=1, description="images per inference batch")
-    read_batch_size: int = Field(default=16, ge=1, description="objects per read/decode task")
+    batch_size: BatchSize = Field(default=8, description="images per inference batch")
+    read_batch_size: BatchSize = Field(default=16, description="objects per read/decode task")
     num_actors: PositiveInt | Literal["auto"] = Field(
         default="auto",
         description="inference actors (pool maximum); auto: one per GPU, else half the CPUs",
@@ -104,10 +105,10 @@ class ScoringConfig(FrozenConfig):
         ge=0,
         description="bytes reserved per read/decode task (default: from max_pixels)",
     )
-    image_threshold: float | None = Field(
+    image_threshold: Probability | None = Field(
         default=None, description="decision threshold; default: learner metadata, else 0.5"
     )
-    pixel_threshold: float | None = Field(
+    pixel_threshold: Probability | None = Field(
         default=None, description="mask threshold; default: learner metadata, else 0.5"
     )
     listing_page_size: int = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=DEFAULT_PAGE_SIZE)
@@ -142,6 +143,11 @@ class ScoringConfig(FrozenConfig):
             return check_identifier(value)
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
+
+    @field_validator("catalog")
+    @classmethod
+    def _valid_catalog(cls, value: str | None) -> str | None:
+        return check_catalog_name(value) if value is not None else None
 
     @field_validator("extensions")
     @classmethod

@@ -129,8 +129,14 @@ def page_to_table(page: Iterable[ListedObject]) -> pa.Table:
 
 
 def check_source(source: str, storage_config: StorageConfig | None = None) -> None:
-    """Fail early, with a clear message, when ``source`` does not exist."""
+    """Fail early, with a clear message, when ``source`` does not exist.
+
+    A source or S3 endpoint that carries credentials is refused first, so no message
+    (here or from boto) can echo them.
+    """
+    storage.check_uri(source)
     if storage.is_remote(source):
+        storage.s3_endpoint(storage_config or StorageConfig())
         bucket = source.split("://", 1)[1].split("/", 1)[0]
         if not bucket:
             raise StorageError(f"source {source!r} names no bucket; use s3://bucket/prefix")
@@ -138,7 +144,8 @@ def check_source(source: str, storage_config: StorageConfig | None = None) -> No
         try:
             client.head_bucket(Bucket=bucket)
         except Exception as exc:
-            raise StorageError(f"source bucket {bucket!r} is not reachable: {exc}") from None
+            reason = storage.redact_userinfo(str(exc))
+            raise StorageError(f"source bucket {bucket!r} is not reachable: {reason}") from None
         return
     path = Path(storage.filesystem(source)[1])
     if not path.exists():

@@ -8,6 +8,10 @@ replaced, so a failed run, which does not push
 ``vip2clip_job_last_success_timestamp_seconds``, leaves the previous success in
 place for the "nightly run missing" alert.
 
+A URL with credentials (``https://user:secret@gateway``) is split before use: the
+credentials go as HTTP basic auth, never into a host name, and logs show the URL with
+them hidden. Give such a URL through the node environment, not job arguments.
+
 Without a Pushgateway URL (config or ``VIP2CLIP_PUSHGATEWAY_URL``) the run still
 works; it logs once that metrics are not pushed. Push failures are logged and
 reported as ``False``, never raised: a metrics outage must not fail a job.
@@ -18,11 +22,15 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from prometheus_client import CollectorRegistry, Gauge, pushadd_to_gateway
+from prometheus_client.exposition import basic_auth_handler, default_handler
 
 from vip2clip.config import FrozenConfig
+from vip2clip.storage import has_userinfo, hide_userinfo, redact_userinfo
 
 logger = logging.getLogger(__name__)
 
@@ -167,17 +175,53 @@ def push_job_summary(config: PushConfig, summary: JobSummary) -> bool:
             PUSHGATEWAY_URL_ENV,
         )
         return False
+    shown = hide_userinfo(url)
     grouping_key = {"job_name": summary.job_name, "job_kind": summary.job_kind}
     try:
+        gateway, handler = gateway_and_handler(url)
         pushadd_to_gateway(
-            url,
+            gateway,
             job=config.job,
             registry=summary_registry(summary),
             grouping_key=grouping_key,
             timeout=config.timeout_s,
+            handler=handler,
         )
     except Exception as exc:  # a metrics outage must not fail the job
-        logger.warning("could not push job summary of %s to %s: %s", summary.job_name, url, exc)
+        reason = redact_userinfo(str(exc))
+        logger.warning(
+            "could not push job summary of %s to %s: %s", summary.job_name, shown, reason
+        )
         return False
-    logger.info("pushed job summary of %s (run %s) to %s", summary.job_name, summary.run_id, url)
+    logger.info("pushed job summary of %s (run %s) to %s", summary.job_name, summary.run_id, shown)
     return True
+
+
+Handler = Callable[..., Callable[[], None]]
+
+
+def gateway_and_handler(url: str) -> tuple[str, Handler]:
+    """Split credentials off ``url``: the gateway URL without them, and the HTTP handler
+    that sends them as basic auth (prometheus_client's default handler when there are none).
+
+    >>> gateway_and_handler("http://user:pw@gw:9091")[0]
+    'http://gw:9091'
+    """
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    if parts.username is None and parts.password is None:
+        if has_userinfo(url):  # e.g. a "/" in the password hides the "@" from urlsplit
+            raise ValueError("Pushgateway credentials must be percent-encoded in the URL")
+        return url, default_handler
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        netloc = f"{netloc}:{parts.port}"
+    gateway = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    username, password = unquote(parts.username or ""), unquote(parts.password or "")
+
+    def handler(
+        url: str, method: str, timeout: float | None, headers: list[tuple[str, str]], data: bytes
+    ) -> Callable[[], None]:
+        return basic_auth_handler(url, method, timeout, headers, data, username, password)
+
+    return gateway, handler

@@ -167,9 +167,9 @@ def test_score_without_pretrained_keeps_the_yaml_tag(
     yaml_file = tmp_path / "score.yaml"
     yaml_file.write_text("detector:\n  backbone: {model: ViT-B-16, pretrained: laion2b}\n")
     runner = CliRunner()
-    result = runner.invoke(score, ["in", "out", "--config", str(yaml_file), "--device", "cpu"])
+    result = runner.invoke(score, ["in", "ns.out", "--config", str(yaml_file), "--device", "cpu"])
     assert isinstance(result.exception, _CapturedError), result.output
-    result = runner.invoke(score, ["in", "out"])
+    result = runner.invoke(score, ["in", "ns.out"])
     assert isinstance(result.exception, _CapturedError), result.output
     from_yaml, default = (config.detector for config in seen)
     assert (from_yaml.backbone.model, from_yaml.backbone.pretrained) == ("ViT-B-16", "laion2b")

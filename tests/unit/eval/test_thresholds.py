@@ -56,3 +56,13 @@ def test_needs_a_learner_and_defined_thresholds(learner_file: tuple[Path, Detect
     undefined = Thresholds(image=0.5, pixel=math.nan, image_f1=1.0, pixel_f1=math.nan)
     with pytest.raises(ConfigError, match="undefined"):
         write_thresholds(str(learner_file[0]), undefined)
+
+
+@pytest.mark.parametrize("image", [1.25, -0.5])
+def test_thresholds_outside_the_score_range_are_not_written(
+    learner_file: tuple[Path, DetectorConfig], image: float
+) -> None:
+    outside = Thresholds(image=image, pixel=0.5, image_f1=1.0, pixel_f1=1.0)
+    with pytest.raises(ConfigError, match=r"outside the \[0, 1\] range"):
+        write_thresholds(str(learner_file[0]), outside)
+    assert load_learner(str(learner_file[0]))[1].image_threshold in (None, 0.625)

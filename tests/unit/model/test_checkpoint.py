@@ -111,3 +111,21 @@ def test_learner_from_another_backbone_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(CheckpointError, match="does not fit"):
         load_detector(config)
+
+
+def test_metadata_thresholds_and_image_size_are_bounded(
+    tiny_backbone: Backbone, tmp_path: Path
+) -> None:
+    path = tmp_path / "learner.safetensors"
+    save_learner(str(path), _model(tiny_backbone).learner, LearnerMetadata(image_size=64))
+    with pytest.raises(CheckpointError, match="image_threshold"):
+        update_metadata(str(path), image_threshold=7.0)
+    with pytest.raises(ValueError, match="less than or equal to 1024"):
+        LearnerMetadata(image_size=100_000)
+    # a file whose metadata was written out of range by other means: one-line CheckpointError
+    raw = path.read_bytes()
+    hacked = raw.replace(b'pixel_threshold\\":null', b'pixel_threshold\\":9.00')  # same length
+    assert hacked != raw
+    path.write_bytes(hacked)
+    with pytest.raises(CheckpointError, match=r"invalid metadata: pixel_threshold"):
+        load_learner(str(path))

@@ -63,16 +63,21 @@ def test_runtime_env_ships_the_project_without_heavy_or_test_files(project: Path
 
 @pytest.mark.parametrize(
     "name",
-    ["AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "RAY_AUTH_TOKEN", "DB_PASSWORD", "hf_token"],
-)
+    [
+        "AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "RAY_AUTH_TOKEN", "DB_PASSWORD", "hf_token",
+        "MY_CREDS", "GCP_CREDENTIAL", "PROXY_AUTH", "SMTP_PWD", "LDAP_PASSWD", "SSH_KEY",
+        "TLS_PRIVATE_KEY", "AWS_SESSION_EXPIRY", "APIKEY", "GH_TOKENS",
+    ],
+)  # fmt: skip
 def test_secret_names_are_refused(project: Path, name: str) -> None:
     with pytest.raises(ConfigError, match="secret"):
         build_runtime_env(RuntimeEnvSpec(), project, {name: "x"}, environ={})
 
 
 def test_names_that_merely_contain_a_secret_word_are_allowed(project: Path) -> None:
-    env = build_runtime_env(RuntimeEnvSpec(), project, {"TOKENIZERS_PARALLELISM": "false"}, {})
-    assert env["env_vars"] == {"TOKENIZERS_PARALLELISM": "false"}
+    plain = {"TOKENIZERS_PARALLELISM": "false", "KEYBOARD": "us", "PWD": "/x", "AUTHOR": "me"}
+    env = build_runtime_env(RuntimeEnvSpec(), project, {**plain, "RAY_AUTH_MODE": "token"}, {})
+    assert env["env_vars"] == {**plain, "RAY_AUTH_MODE": "token"}
 
 
 def test_secret_values_of_this_shell_are_refused(project: Path) -> None:
@@ -87,3 +92,38 @@ def test_repo_runtime_env_yaml_loads_and_is_secret_free() -> None:
     assert set(DEFAULT_EXCLUDES) <= set(spec.excludes)
     assert env["env_vars"] == spec.env_vars
     assert env["env_vars"]["PYTHONUNBUFFERED"] == "1"  # logs stream to `jobs logs --follow`
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["s3://AKIA:wJal/rXUtn@bucket/in", "s3://b/out"],
+        ["s3://b/in", "--set", 'detector={"learner": "s3://k:pw@b/l.safetensors"}'],
+        ["s3://b/in", "--set", "storage.secret_access_key=abc"],
+        ["s3://b/in", "--set=push.password=abc"],
+        ["s3://b/in", "--set", "push.url=http://user:pw@gateway:9091"],
+        ["s3://b/in", "--note", "AKIAIOSFODNN7EXAMPLE"],
+        ["s3://b/in", "--note", "-----BEGIN RSA PRIVATE KEY-----"],
+        ["s3://b/in", "--note", "x-long-shell-secret-value"],
+    ],
+)
+def test_job_args_with_credentials_are_refused(project: Path, args: list[str]) -> None:
+    environ = {"DEPLOY_API_KEY": "long-shell-secret-value"}
+    with pytest.raises(ConfigError) as refused:
+        entrypoint_for("score", args, project, environ)
+    message = str(refused.value)
+    assert "wJal" not in message and "pw@" not in message and "abc" not in message
+    assert "long-shell-secret" not in message and "EXAMPLE" not in message
+
+
+def test_ordinary_job_args_pass(project: Path) -> None:
+    args = [
+        "s3://b/img@2x/in",
+        "s3://b/out",
+        "--set",
+        "detector.top_k=8",
+        "--set",
+        "push.url=http://gw:9091",
+    ]
+    command = entrypoint_for("score", args, project, {"DEPLOY_API_KEY": "1"})
+    assert command.startswith("python jobs/score.py s3://b/img@2x/in")

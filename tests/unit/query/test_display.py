@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pyarrow as pa
+import pytest
 
 from vip2clip.query.display import (
     MAX_CELL_CHARS,
@@ -53,3 +54,21 @@ def test_cells() -> None:
     assert format_cell("\x1b[2Jcleared\nline") == "\\x1b[2Jcleared\\x0aline"
     long = format_cell("x" * 500)
     assert len(long) == MAX_CELL_CHARS and long.endswith("…")
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("invoice\u202efdp.exe", "invoice\\u202efdp.exe"),  # right-to-left override
+        ("a\u200bb\u200dc\ufeffd", "a\\u200bb\\u200dc\\ufeffd"),  # zero-width, BOM
+        ("x\u2066y\u2069z", "x\\u2066y\\u2069z"),  # bidi isolates
+        ("line\u2028para\u2029", "line\\u2028para\\u2029"),  # separators
+        ("tag\U000e0041", "tag\\U000e0041"),  # tag characters (outside the BMP)
+        ("café 東京 ✓", "café 東京 ✓"),  # visible text is kept as it is
+    ],
+)
+def test_invisible_and_reordering_characters_are_escaped(raw: str, shown: str) -> None:
+    assert format_cell(raw) == shown
+    table = pa.table({raw: [raw]})
+    rendered = render_preview(take_preview(table.to_reader()))
+    assert shown in rendered and (raw == shown or raw not in rendered)

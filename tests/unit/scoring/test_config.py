@@ -77,3 +77,28 @@ def test_actor_pool_bounds_are_checked() -> None:
         load_config(ScoringConfig, overrides=["num_actors=2", "min_actors=3"], base=base)
     config = load_config(ScoringConfig, overrides=["num_actors=4", "min_actors=1"], base=base)
     assert (config.min_actors, config.num_actors) == (1, 4)
+
+
+@pytest.mark.parametrize(
+    ("override", "where"),
+    [
+        ("image_threshold=1.5", "image_threshold"),
+        ("pixel_threshold=-0.1", "pixel_threshold"),
+        ("image_threshold=.nan", "image_threshold"),
+        ("batch_size=1025", "batch_size"),
+        ("read_batch_size=100000", "read_batch_size"),
+        ("detector.image_size=4096", "detector.image_size"),
+    ],
+)
+def test_thresholds_and_sizes_are_bounded(override: str, where: str) -> None:
+    base = {"source": "a", "table": "ns.b"}
+    with pytest.raises(ConfigError, match=rf"at {where}: .*(equal to|finite number)"):
+        load_config(ScoringConfig, overrides=[override], base=base)
+    edges = [
+        "image_threshold=0",
+        "pixel_threshold=1",
+        "batch_size=1024",
+        "detector.image_size=1024",
+    ]
+    config = load_config(ScoringConfig, overrides=edges, base=base)
+    assert (config.image_threshold, config.pixel_threshold, config.batch_size) == (0, 1, 1024)

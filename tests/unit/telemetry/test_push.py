@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import http.server
 import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from prometheus_client import generate_latest
@@ -120,6 +122,8 @@ class Recorded:
 
     status: int
     requests: list[tuple[str, str]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+    bodies: list[bytes] = field(default_factory=list)
 
 
 @pytest.fixture
@@ -129,8 +133,9 @@ def http_server() -> Iterator[tuple[str, Recorded]]:
     class Handler(http.server.BaseHTTPRequestHandler):
         def _answer(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
-            self.rfile.read(length)
+            recorded.bodies.append(self.rfile.read(length))
             recorded.requests.append((self.command, self.path))
+            recorded.headers.append(dict(self.headers.items()))
             self.send_response(recorded.status)
             self.end_headers()
 
@@ -165,6 +170,37 @@ def test_pushgateway_http_error_is_logged_not_raised(
     with caplog.at_level(logging.WARNING, logger=push.__name__):
         assert push_job_summary(PushConfig(url=url), summary()) is False
     assert any("could not push job summary" in r.getMessage() for r in caplog.records)
+
+
+SECRET = "s3cr/et@pw"  # a "/" and an "@": the forms that fool naive URL handling
+
+
+def test_credentials_in_the_url_go_as_basic_auth_and_never_into_logs(
+    http_server: tuple[str, Recorded], caplog: pytest.LogCaptureFixture
+) -> None:
+    url, recorded = http_server
+    with_credentials = url.replace("http://", f"http://pusher:{quote(SECRET, safe='')}@")
+    with caplog.at_level(logging.DEBUG):
+        assert push_job_summary(PushConfig(url=with_credentials), summary()) is True
+    (headers,) = recorded.headers
+    expected = base64.b64encode(f"pusher:{SECRET}".encode()).decode()
+    assert headers["Authorization"] == f"Basic {expected}"
+    assert headers["Host"] == url.removeprefix("http://")  # userinfo never in a host name
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "pushed job summary" in logged and "pusher" not in logged
+    assert quote(SECRET, safe="") not in logged and SECRET not in logged
+    assert not any(b"pusher" in body or b"s3cr" in body for body in recorded.bodies)
+
+
+def test_failed_push_with_credentials_logs_none_of_them(caplog: pytest.LogCaptureFixture) -> None:
+    url = f"http://pusher:{quote(SECRET, safe='')}@127.0.0.1:{free_port()}"
+    unencoded = f"http://pusher:{SECRET}@127.0.0.1:{free_port()}"
+    with caplog.at_level(logging.DEBUG):
+        assert push_job_summary(PushConfig(url=url, timeout_s=2), summary()) is False
+        assert push_job_summary(PushConfig(url=unencoded, timeout_s=2), summary()) is False
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert logged.count("could not push job summary") == 2
+    assert "pusher" not in logged and "s3cr" not in logged
 
 
 def test_every_pushed_metric_is_documented() -> None:

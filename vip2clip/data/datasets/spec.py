@@ -11,6 +11,7 @@ from pydantic import Field
 
 from vip2clip.config import FrozenConfig
 from vip2clip.errors import DatasetError
+from vip2clip.storage import SafeUri
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ INVALID_RECORD = "invalid_record"
 class DatasetSpec(FrozenConfig):
     """Where a labelled dataset lives, in which layout, and which part of it to read."""
 
-    uri: str = Field(description="dataset root: local path or s3:// URI")
+    uri: SafeUri = Field(description="dataset root: local path or s3:// URI")
     format: DatasetFormat = Field(default="mvtec", description="layout of the files under uri")
     split: Split = Field(default="test", description="train or test part")
     classes: tuple[str, ...] | None = Field(
