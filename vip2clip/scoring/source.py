@@ -372,6 +372,9 @@ def _uri_column(batch: pa.Table) -> str:
 
 
 def _resolve(entry: str, base: str) -> str:
+    # A line carrying credentials keeps no secret: its row names it redacted, and the
+    # read stage refuses it (``unsupported_uri``).
+    entry = storage.redact_userinfo(entry)
     if "://" in entry or entry.startswith("/"):
         return entry
     return storage.join(base, entry)

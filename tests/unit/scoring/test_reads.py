@@ -85,3 +85,18 @@ def test_s3_objects_are_fetched_with_a_capped_range(s3_server: Any) -> None:
     assert read_bounded(uri, StorageConfig(), max_bytes=2048) == b"y" * 2048
     assert _reason(uri, max_bytes=2047) == "too_large"
     assert _reason(f"s3://{bucket}/gone.png") == "object_missing"
+
+
+def test_a_manifest_line_with_credentials_keeps_no_secret_and_is_refused() -> None:
+    import pyarrow as pa
+
+    from vip2clip.scoring.source import manifest_to_listing
+
+    secret = "wJalrXUtnFEMI-K7MDENG"
+    line = f"s3://AKIAEXAMPLE:{secret}@bucket/night/a.png"
+    listing = manifest_to_listing(pa.table({"text": [line]}), base="/tmp")
+    (uri,) = listing.column("source_uri").to_pylist()
+    assert secret not in uri and uri.endswith("@bucket/night/a.png")
+    with pytest.raises(ReadError) as refused:
+        read_bounded(uri, StorageConfig(), max_bytes=1024)
+    assert refused.value.reason == "unsupported_uri" and secret not in refused.value.detail
