@@ -38,7 +38,7 @@ from vip2clip.data.decode import (
     TOO_LARGE,
     UNSUPPORTED_URI,
 )
-from vip2clip.errors import StorageError
+from vip2clip.errors import ConfigError, StorageError
 from vip2clip.storage import StorageConfig
 
 MIB = 1024**2
@@ -75,7 +75,7 @@ def read_bounded(
         raise _too_large(known_size, max_bytes)
     try:
         fs, path = storage.filesystem(uri, storage_config)
-    except StorageError as exc:
+    except (StorageError, ConfigError) as exc:  # unknown scheme, credentials in the URI
         raise ReadError(UNSUPPORTED_URI, str(exc)[:DETAIL_MAX_CHARS]) from None
     if storage.is_remote(uri):
         return _read_remote(fs, path, max_bytes)
@@ -92,9 +92,23 @@ def _read_remote(fs: Any, path: str, max_bytes: int) -> bytes:
         raise ReadError(PERMISSION_DENIED, _detail(exc)) from None
     except IsADirectoryError as exc:
         raise ReadError(NOT_A_FILE, _detail(exc)) from None
+    except OSError:
+        # S3 answers a ranged GET of an empty object with 416 (range not satisfiable), which
+        # s3fs raises with the errno of transient faults: ask the size before a retry.
+        if _remote_size(fs, path) == 0:
+            return b""
+        raise
     if len(data) > max_bytes:
         raise _too_large(None, max_bytes)
     return data
+
+
+def _remote_size(fs: Any, path: str) -> int | None:
+    try:
+        size = fs.info(path).get("size")
+    except Exception:  # the caller re-raises the read's own error
+        return None
+    return int(size) if size is not None else None
 
 
 def _read_local(path: str, max_bytes: int) -> bytes:
