@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures.iceberg import TABLE, IcebergCatalog
 from tests.fixtures.prometheus import PrometheusServer, Pushgateway
 from vip2clip.telemetry import JobSummary, PushConfig, push_job_summary
 
@@ -204,7 +205,11 @@ def _small_archive(s3_server: Any) -> tuple[str, int, Counter[str]]:
 
 
 def test_scoring_run_counts_match_in_pushed_summary_and_live_counters(
-    ray_cluster: Any, s3_server: Any, prometheus: PrometheusServer, pushgateway: Pushgateway
+    ray_cluster: Any,
+    s3_server: Any,
+    s3_catalog: IcebergCatalog,
+    prometheus: PrometheusServer,
+    pushgateway: Pushgateway,
 ) -> None:
     from vip2clip.model import BackboneSpec, DetectorConfig
     from vip2clip.scoring import ScoringConfig, run_scoring
@@ -218,7 +223,8 @@ def test_scoring_run_counts_match_in_pushed_summary_and_live_counters(
     config = ScoringConfig.model_validate(
         {
             "source": source,
-            "output": f"s3://{s3_server.new_bucket('metrics-out')}/scores",
+            "table": TABLE,
+            "catalog": s3_catalog.name,
             "detector": DetectorConfig(backbone=BackboneSpec.tiny(), image_size=112),
             "mode": "full",
             "batch_size": 4,
@@ -230,6 +236,7 @@ def test_scoring_run_counts_match_in_pushed_summary_and_live_counters(
     )
     summary = run_scoring(config)
     assert (summary.ok, summary.errors) == (n_ok, n_error)
+    assert len(s3_catalog.rows(run_id)) == n_ok + n_error  # what was counted was committed
     assert summary.error_reasons == dict(errors)
 
     pushed = f'job="vip2clip", job_name="{name}", job_kind="score"'

@@ -1,9 +1,10 @@
 """The bad-input corpus (tests/fixtures/bad_inputs.py, 26 kinds) scored end to end.
 
-Each object must end as exactly one row, ``ok`` or ``error`` with its specific
-reason, the run must commit, and nothing may be written outside the output
-prefix, whatever the object keys look like (unicode, spaces, ``#``/``%``, ``../``).
-Checked on S3 (the whole bucket is listed before and after) and on a local
+Each object must end as exactly one row of the Iceberg results table, ``ok`` or
+``error`` with its specific reason, the run must commit, and nothing may be
+written outside the table's warehouse (and its catalog database), whatever the
+object keys look like (unicode, spaces, ``#``/``%``, ``../``). Checked with the
+warehouse on S3 (the whole bucket is listed before and after) and in a local
 folder (the whole temp tree is walked before and after).
 """
 
@@ -15,8 +16,8 @@ from typing import Any
 import pytest
 
 from tests.fixtures.bad_inputs import OK, BadInput, is_local_safe
+from tests.fixtures.iceberg import TABLE, CatalogFactory, IcebergCatalog
 from tests.reliability.helpers import DETECTOR, RUN_DATE
-from vip2clip.results import ResultsStore
 from vip2clip.scoring import ScoringConfig, run_scoring
 
 pytestmark = pytest.mark.integration
@@ -24,11 +25,12 @@ pytestmark = pytest.mark.integration
 MIN_KINDS = 15
 
 
-def _config(source: str, output: str, run_id: str) -> ScoringConfig:
+def _config(source: str, catalog: IcebergCatalog, run_id: str) -> ScoringConfig:
     return ScoringConfig.model_validate(
         {
             "source": source,
-            "output": output,
+            "table": TABLE,
+            "catalog": catalog.name,
             "detector": DETECTOR,
             "mode": "full",
             "run_id": run_id,
@@ -39,8 +41,8 @@ def _config(source: str, output: str, run_id: str) -> ScoringConfig:
     )
 
 
-def _assert_outcomes(output: str, run_id: str, expected: dict[str, str]) -> None:
-    rows = ResultsStore(output).read(run_id).to_pylist()
+def _assert_outcomes(catalog: IcebergCatalog, run_id: str, expected: dict[str, str]) -> None:
+    rows = catalog.rows(run_id)
     uris = [r["source_uri"] for r in rows]
     assert len(uris) == len(set(uris)) == len(expected)
     outcomes = {r["source_uri"]: r["status"] if r["status"] == OK else r["error_reason"]
@@ -62,7 +64,7 @@ def _keys(s3_server: Any, bucket: str) -> set[str]:
 
 
 def test_corpus_from_s3_and_nothing_written_outside_the_prefix(
-    ray_cluster: Any, s3_server: Any, bad_inputs: list[BadInput]
+    ray_cluster: Any, s3_server: Any, iceberg_catalog: CatalogFactory, bad_inputs: list[BadInput]
 ) -> None:
     assert len(bad_inputs) >= MIN_KINDS
     bucket = s3_server.new_bucket("corpus")
@@ -71,13 +73,14 @@ def test_corpus_from_s3_and_nothing_written_outside_the_prefix(
         client.put_object(Bucket=bucket, Key=f"in/{item.key}", Body=item.data)
     other_bucket = s3_server.new_bucket("bystander")
     before, before_other = _keys(s3_server, bucket), _keys(s3_server, other_bucket)
-    output = f"s3://{bucket}/out/table"
-    summary = run_scoring(_config(f"s3://{bucket}/in", output, "corpus-s3"))
+    catalog = iceberg_catalog(f"s3://{bucket}/out/warehouse", s3_server.endpoint)
+    summary = run_scoring(_config(f"s3://{bucket}/in", catalog, "corpus-s3"))
     expected = {f"s3://{bucket}/in/{i.key}": i.expected for i in bad_inputs}
-    _assert_outcomes(output, "corpus-s3", expected)
+    _assert_outcomes(catalog, "corpus-s3", expected)
     assert summary.ok == sum(1 for i in bad_inputs if i.expected == OK)
+    assert summary.ok + summary.errors == len(bad_inputs)
     written = _keys(s3_server, bucket) - before
-    assert written and all(k.startswith("out/table/") for k in written), sorted(written)
+    assert written and all(k.startswith("out/warehouse/") for k in written), sorted(written)
     assert _keys(s3_server, bucket) >= before  # no input deleted or renamed
     assert _keys(s3_server, other_bucket) == before_other
 
@@ -87,17 +90,20 @@ def _tree(root: Path) -> set[str]:
 
 
 def test_corpus_from_a_local_folder_writes_only_under_the_output(
-    ray_cluster: Any, tmp_path: Path, bad_inputs: list[BadInput]
+    ray_cluster: Any, tmp_path: Path, iceberg_catalog: CatalogFactory, bad_inputs: list[BadInput]
 ) -> None:
-    source, output = tmp_path / "in" / "archive", tmp_path / "out" / "table"
+    source = tmp_path / "in" / "archive"
+    catalog = iceberg_catalog((tmp_path / "out" / "warehouse").as_uri())
     items = [i for i in bad_inputs if is_local_safe(i.key)]
     for item in items:
         path = source / item.key
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(item.data)
     before = _tree(tmp_path)
-    run_scoring(_config(str(source), str(output), "corpus-local"))
-    _assert_outcomes(str(output), "corpus-local", {str(source / i.key): i.expected for i in items})
+    run_scoring(_config(str(source), catalog, "corpus-local"))
+    _assert_outcomes(catalog, "corpus-local", {str(source / i.key): i.expected for i in items})
     written = _tree(tmp_path) - before
-    assert written and all(p.startswith("out/table") or p == "out" for p in written), written
+    catalog_db = str(catalog.database.relative_to(tmp_path))  # the catalog's own state
+    outside = {p for p in written if not p.startswith("out/warehouse")} - {"out", catalog_db}
+    assert written and not outside, sorted(outside)
     assert _tree(tmp_path) >= before

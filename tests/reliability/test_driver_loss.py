@@ -117,13 +117,15 @@ def test_killed_driver_loses_only_its_uncommitted_interval_then_resumes(
     try:
 
         def two_snapshots_committed() -> bool:
-            reader.check()
-            return len(run_snapshots(local_catalog, RUN_ID)) >= SNAPSHOTS_BEFORE_KILL
+            enough = len(run_snapshots(local_catalog, RUN_ID)) >= SNAPSHOTS_BEFORE_KILL
+            reader.check()  # after: once enough, the reader has read a head of this run
+            return enough
 
         wait_until(two_snapshots_committed, proc, killed_log)
     finally:
         kill_group(proc)
     killed_after = time.monotonic() - started
+    assert reader.seen >= 1
 
     # (a) Readers see the last committed snapshot, whole; nothing uncommitted.
     results = local_catalog.results()

@@ -2,9 +2,10 @@
 resets 15 % of new connections and cuts another 15 % mid-reply (truncated downloads),
 and one listed object is gone before it is read.
 
-The run must retry its way through the faults (listing, reads, staged Parquet
-writes, commit) and commit one row per listed object: a cut download must be
-retried, not scored as a truncated image; the missing object must be an
+The source and the Iceberg table's warehouse are on the same flaky endpoint. The
+run must retry its way through the faults (manifest, reads, the table's data and
+metadata files, commits) and commit one row per listed object: a cut download must
+be retried, not scored as a truncated image; the missing object must be an
 ``object_missing`` error row.
 """
 
@@ -19,9 +20,9 @@ import numpy as np
 import pytest
 
 from tests.fixtures.flaky_proxy import FlakyProxy
+from tests.fixtures.iceberg import TABLE, CatalogFactory
 from tests.reliability.helpers import DETECTOR, RUN_DATE, assert_exactly_once, image_bytes
 from vip2clip.data.decode import OBJECT_MISSING
-from vip2clip.results import ResultsStore
 from vip2clip.scoring import ScoringConfig, run_scoring
 from vip2clip.storage import StorageConfig
 
@@ -51,7 +52,7 @@ def _manifest(s3_server: Any, bucket: str, keys: list[str]) -> bytes:
 
 
 def test_scoring_retries_through_flaky_storage(
-    ray_cluster: Any, s3_server: Any, flaky_s3: FlakyProxy
+    ray_cluster: Any, s3_server: Any, flaky_s3: FlakyProxy, iceberg_catalog: CatalogFactory
 ) -> None:
     bucket = s3_server.new_bucket("flaky")
     rng = np.random.default_rng(3)
@@ -62,12 +63,14 @@ def test_scoring_retries_through_flaky_storage(
     deleted = f"s3://{bucket}/{keys[7]}"
     s3_server.client().delete_object(Bucket=bucket, Key=keys[7])  # listed, then gone
     through_proxy = StorageConfig(endpoint_url=flaky_s3.endpoint)
-    output = f"s3://{bucket}/results"
+    catalog = iceberg_catalog(f"s3://{bucket}/warehouse", flaky_s3.endpoint)
     drops_before, cuts_before = flaky_s3.dropped, flaky_s3.cut
     config = ScoringConfig.model_validate(
         {
             "source": f"s3://{bucket}/todo.csv",
-            "output": output,
+            "table": TABLE,
+            "catalog": catalog.name,
+            "commit_every": 8,  # several snapshots, each committed through the proxy
             "detector": DETECTOR,
             "storage": through_proxy,
             "mode": "full",
@@ -87,10 +90,10 @@ def test_scoring_retries_through_flaky_storage(
     assert flaky_s3.cut - cuts_before >= MIN_FAULTS, "the proxy cut too few replies"
     assert flaky_s3.forwarded > 0
     inputs = {f"s3://{bucket}/{k}" for k in keys}
-    assert_exactly_once(output, "flaky", inputs)
-    rows = {r["source_uri"]: r for r in ResultsStore(output).read("flaky").to_pylist()}
+    rows = {r["source_uri"]: r for r in assert_exactly_once(catalog, "flaky", inputs)}
     assert rows[deleted]["status"] == "error"
     assert rows[deleted]["error_reason"] == OBJECT_MISSING
     assert all(r["status"] == "ok" for uri, r in rows.items() if uri != deleted)
     assert (summary.ok, summary.errors) == (N_IMAGES - 1, 1)
     assert summary.error_reasons == {OBJECT_MISSING: 1}
+    assert summary.commits > 1

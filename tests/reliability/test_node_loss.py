@@ -1,16 +1,16 @@
 """Node loss during scoring: a worker node's raylet is SIGKILLed mid-run.
 
 A three-node local cluster (head with no CPUs, so every task and actor runs on
-the two worker nodes) scores a local archive; once a few files are staged, the
-raylet of a node hosting an inference actor is killed (that node only, found by
-its worker processes' parent; if the pipeline's counter actor lives on one of
-those nodes, that one). The run must still commit every input exactly
-once.
+the two worker nodes) scores a local archive into an Iceberg table, committing a
+snapshot every few rows; once the run's first snapshot is committed, the raylet
+of a node hosting an inference actor is killed (that node only, found by its
+worker processes' parent; if the pipeline's counter actor lives on one of those
+nodes, that one). The run must still end with one row per object in the table:
+work Ray re-executes after the loss is neither committed twice nor counted twice.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -20,15 +20,18 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures.iceberg import IcebergCatalog
 from tests.reliability.helpers import (
     assert_exactly_once,
     cmdline,
+    committed_rows,
+    driver_env,
     finish,
+    json_summary,
     kill_group,
     parent_pid,
+    run_snapshots,
     score_command,
-    staged_parquet,
-    staged_rows,
     start_driver,
     tail,
     wait_until,
@@ -44,7 +47,8 @@ N_IMAGES = 96
 # the read/decode/write tasks forever (a real deadlock, seen with Ray 2.60; see
 # docs/operations.md, "A worker node dies during scoring").
 WORKER_CPUS = 3
-STAGED_BEFORE_KILL = 3
+COMMIT_EVERY = 8  # rows per snapshot: the kill comes after the first one, early in the run
+RUN_ID = "node-loss"
 INFERENCE_ACTOR_TITLE = "InferenceWorker"
 # The pipeline's run-wide counter actor: losing its node is the worst case, so when it
 # shares a worker node with an inference actor, that node is the one killed.
@@ -97,57 +101,55 @@ def _cluster_logs(cluster: LocalCluster, lines: int = 15) -> str:
     return "\n".join(parts)
 
 
-def test_scoring_survives_losing_a_worker_node(three_nodes: LocalCluster, tmp_path: Path) -> None:
+def test_scoring_survives_losing_a_worker_node(
+    three_nodes: LocalCluster, local_catalog: IcebergCatalog, tmp_path: Path
+) -> None:
     try:
-        _lose_a_node_while_scoring(three_nodes, tmp_path)
+        _lose_a_node_while_scoring(three_nodes, local_catalog, tmp_path)
     except AssertionError as failure:
         raise AssertionError(f"{failure}\n{_cluster_logs(three_nodes)}") from None
 
 
-def _lose_a_node_while_scoring(three_nodes: LocalCluster, tmp_path: Path) -> None:
+def _lose_a_node_while_scoring(
+    three_nodes: LocalCluster, catalog: IcebergCatalog, tmp_path: Path
+) -> None:
     inputs = set(write_images(tmp_path / "archive", N_IMAGES))
-    output = tmp_path / "results"
     log = tmp_path / "driver.log"
     command = score_command(
-        str(tmp_path / "archive"), str(output), "node-loss", three_nodes.address,
-        "--num-actors", "2", "--json",
+        str(tmp_path / "archive"), catalog, RUN_ID, three_nodes.address,
+        "--num-actors", "2", "--commit-every", str(COMMIT_EVERY), "--json",
     )  # fmt: skip
-    proc = start_driver(command, three_nodes.client_env(), log)
+    proc = start_driver(command, driver_env(three_nodes.client_env(), catalog), log)
     try:
-        _kill_a_node_midway(three_nodes, proc, output, log)
+        _kill_a_node_midway(three_nodes, catalog, proc, log)
     finally:
         if proc.poll() is None:
             kill_group(proc)
-    assert_exactly_once(str(output), "node-loss", inputs)
+    assert_exactly_once(catalog, RUN_ID, inputs)
     # Run-wide counts must not double-count work Ray re-executed after the loss.
-    summary = _summary(log)
+    summary = json_summary(log)
     assert (summary["listed"], summary["ok"], summary["errors"]) == (N_IMAGES, N_IMAGES, 0)
+    assert committed_rows(catalog, RUN_ID) == N_IMAGES  # snapshot summaries agree
 
 
 def _kill_a_node_midway(
-    three_nodes: LocalCluster, proc: subprocess.Popen[bytes], output: Path, log: Path
+    three_nodes: LocalCluster,
+    catalog: IcebergCatalog,
+    proc: subprocess.Popen[bytes],
+    log: Path,
 ) -> None:
     victims: set[int] = set()
 
     def ready() -> bool:
         victims.update(_raylets_hosting(three_nodes, INFERENCE_ACTOR_TITLE))
-        return staged_parquet(output) >= STAGED_BEFORE_KILL and bool(victims)
+        return bool(run_snapshots(catalog, RUN_ID)) and bool(victims)
 
     wait_until(ready, proc, log)
     worst = victims & _raylets_hosting(three_nodes, COUNTER_ACTOR_TITLE)
     victim = min(worst or victims)
     assert victim != _head_raylet(three_nodes)
-    rows_at_kill = staged_rows(output)
+    rows_at_kill = committed_rows(catalog, RUN_ID)
     os.kill(victim, signal.SIGKILL)
     assert proc.poll() is None, "the run ended before the node was lost"
     assert finish(proc, log) == 0, tail(log)
     assert rows_at_kill < N_IMAGES / 2, "the kill came too late to matter"
-
-
-def _summary(log: Path) -> dict[str, Any]:
-    """The ``--json`` run summary the driver printed (one JSON line)."""
-    for line in reversed(log.read_text(errors="replace").splitlines()):
-        if line.startswith("{") and '"run_id"' in line:
-            found: dict[str, Any] = json.loads(line)
-            return found
-    raise AssertionError(f"no JSON summary in the driver log:\n{tail(log)}")

@@ -3,7 +3,7 @@ secret and the Ray token must not appear in anything the run wrote, the report
 must escape hostile object keys, and every socket the cluster listens on must be
 on loopback.
 
-Grepped: every object under the output bucket (Parquet, manifests, markers), every
+Grepped: every object under the table's warehouse (Parquet, Iceberg metadata), every
 file of the Ray session's logs folder, the job's info and logs from the Jobs API,
 the Pushgateway's metrics, the HTML report, and the CLI output.
 """
@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.fixtures.iceberg import CATALOG_NAME, TABLE, catalog_env
 from tests.fixtures.s3 import TEST_CREDENTIALS
 from tests.reliability.helpers import DETECTOR, RUN_DATE, image_bytes
 from vip2clip.ops.auth import ResolvedToken
@@ -78,11 +79,17 @@ def submitted_run(
     client.put_object(Bucket=bucket, Key=HOSTILE_OK_KEY, Body=image_bytes(rng, 0))
     client.put_object(Bucket=bucket, Key=HOSTILE_ERROR_KEY, Body=b"<html>not an image</html>")
     tmp = tmp_path_factory.mktemp("secrets")
-    env = {**os.environ, "RAY_ADDRESS": ray_cluster.dashboard_url}
+    # The table's warehouse is the bucket's out/ prefix; the job gets the catalog's plain
+    # pyiceberg variables (--env), the credentials stay in the node environment.
+    catalog = catalog_env(
+        CATALOG_NAME, tmp / "catalog.db", f"s3://{bucket}/out", s3_server.endpoint
+    )
+    env = {**os.environ, **catalog, "RAY_ADDRESS": ray_cluster.dashboard_url}
     env.pop("RAY_AUTH_TOKEN_PATH", None)
     submitted = _cli(
-        "submit", "--project-dir", str(_project(tmp / "project")), "--follow", "score",
-        f"s3://{bucket}/in", f"s3://{bucket}/out", "--full", "--run-id", RUN_ID,
+        "submit", "--project-dir", str(_project(tmp / "project")),
+        *(f"--env={key}={value}" for key, value in catalog.items()), "--follow", "score",
+        f"s3://{bucket}/in", TABLE, "--catalog", CATALOG_NAME, "--full", "--run-id", RUN_ID,
         "--run-date", RUN_DATE, "--no-progress", "--batch-size", "4",
         "--set", f"detector={DETECTOR.model_dump_json()}", "--set", f"push.url={pushgateway.url}",
         env=env,
@@ -90,8 +97,9 @@ def submitted_run(
     assert submitted.returncode == 0, submitted.stdout[-3000:] + submitted.stderr[-3000:]
     report = tmp / "report.html"
     reported = _cli(
-        "report", "--results", f"s3://{bucket}/out", "--run", RUN_ID, "-o", str(report), env=env
-    )
+        "report", "--table", TABLE, "--catalog", CATALOG_NAME, "--run", RUN_ID,
+        "-o", str(report), env=env,
+    )  # fmt: skip
     assert reported.returncode == 0, reported.stderr
     job_id = submitted.stdout.splitlines()[0].strip()
     outputs = submitted.stdout + submitted.stderr + reported.stdout + reported.stderr
