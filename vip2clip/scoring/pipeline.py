@@ -534,7 +534,11 @@ def probe_model(config: ScoringConfig) -> ModelInfo:
     @ray.remote(num_cpus=PROBE_CPUS, num_gpus=0, max_retries=0)
     def probe(detector_config: Any, storage_config: Any) -> ModelInfo:
         from vip2clip.model import detector_identity
+        from vip2clip.model.backbone import read_state_dict
+        from vip2clip.storage import local_copy
 
+        if detector_config.backbone.weights:  # refuse a bad or hostile file in one line here
+            read_state_dict(local_copy(detector_config.backbone.weights, storage_config))
         return ModelInfo(
             model_id=detector_identity(detector_config, storage_config),
             image_size=detector_config.image_size,
